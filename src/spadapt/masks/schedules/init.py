@@ -1,0 +1,24 @@
+""""init": masks are chosen once at attach (by the scorer) and never change (SparseAdapter)."""
+
+from __future__ import annotations
+
+from ...config import AdapterConfig
+from ..masked import MaskedWeight
+
+
+class InitSchedule:
+    def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight]) -> None:
+        self.config = config
+        self.weights = weights
+
+    def start(self) -> None:
+        pass
+
+    def step(self, step: int, total_steps: int) -> None:
+        pass
+
+    def regularization(self):
+        return None
+
+    def finalize(self) -> None:
+        pass

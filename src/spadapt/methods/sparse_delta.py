@@ -1,0 +1,218 @@
+"""Sparse deltas: trainable values at k chosen positions of a frozen linear weight.
+
+y = x (W + Δ)ᵀ + b, where Δ is zero except at k positions (sparse fine-tuning in the spirit of
+diff pruning, Guo et al. ACL 2021, and SpIEL, Ansell et al. 2024). Positions are chosen once at
+attach by a scorer on the base weight W (random, magnitude, SNIP, GraSP) with an exact budget.
+
+Training never forms a dense gradient for W: `SparseDeltaLinear` computes ∂L/∂values with a
+sampled dense-dense product (SDDMM, `torch.sparse.sampled_addmm`), i.e. (gᵀx) only at the k
+positions; its forward adds the values into one weight-sized copy of W. Merge writes W + Δ into
+the base weight after saving the original values at the touched positions; unmerge writes those
+originals back, so the base returns bit-exactly (no subtraction).
+
+Positions are stored in the canonical (out_features, in_features) layout, also for GPT-2's
+`Conv1D` whose weight is (in, out).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..arch import architecture_of, unknown_architecture_error
+from ..config import AdapterConfig
+from ..masks.masked import MaskedWeight
+from .base import Method, SitePlan, SiteWrapper, StoredTensor
+
+
+def is_conv1d(module: nn.Module) -> bool:
+    """GPT-2's transformers.pytorch_utils.Conv1D: weight (in, out), y = x W + b."""
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf")
+
+
+def canonical_weight(layer: nn.Module) -> torch.Tensor:
+    """The layer's weight as (out_features, in_features) (a view, transposed for Conv1D)."""
+    return layer.weight.t() if is_conv1d(layer) else layer.weight
+
+
+def _sddmm_values(grad_out: torch.Tensor, x: torch.Tensor, crow: torch.Tensor,
+                  cols: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(grad_outᵀ x) at the CSR positions (crow, cols) only: shape (k,), row-major order."""
+    if grad_out.dtype in (torch.float32, torch.float64):
+        with warnings.catch_warnings():  # "sparse CSR support is in beta", on every call
+            warnings.simplefilter("ignore", UserWarning)
+            template = torch.sparse_csr_tensor(
+                crow, cols, torch.zeros(cols.numel(), dtype=grad_out.dtype,
+                                        device=grad_out.device),
+                size=shape, check_invariants=False,
+            )
+        product = torch.sparse.sampled_addmm(template, grad_out.t(), x, beta=0.0, alpha=1.0)
+        return product.values()
+    rows = torch.repeat_interleave(torch.arange(shape[0], device=crow.device), crow.diff())
+    return (grad_out.t().float() @ x.float())[rows, cols].to(grad_out.dtype)
+
+
+class SparseDeltaLinear(torch.autograd.Function):
+    """y = x (W + Δ)ᵀ + b with gradients for x and the k values of Δ only."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, values, indices, crow, cols, transposed):
+        canonical = weight.t() if transposed else weight
+        effective = canonical.clone(memory_format=torch.contiguous_format)
+        effective.view(-1).index_add_(0, indices, values.to(effective.dtype))
+        ctx.save_for_backward(x, weight, values, indices, crow, cols)
+        ctx.transposed = transposed
+        return F.linear(x, effective, bias)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, weight, values, indices, crow, cols = ctx.saved_tensors
+        canonical = weight.t() if ctx.transposed else weight
+        grad_x = grad_values = None
+        if ctx.needs_input_grad[0]:
+            effective = canonical.clone(memory_format=torch.contiguous_format)
+            effective.view(-1).index_add_(0, indices, values.to(effective.dtype))
+            grad_x = grad_y @ effective
+        if ctx.needs_input_grad[3]:
+            g2 = grad_y.reshape(-1, grad_y.shape[-1])
+            x2 = x.reshape(-1, x.shape[-1])
+            grad_values = _sddmm_values(g2, x2, crow, cols, tuple(canonical.shape))
+            grad_values = grad_values.to(values.dtype)
+        return grad_x, None, None, grad_values, None, None, None, None
+
+
+class SparseDelta(nn.Module):
+    """k trainable values at sorted flat positions of one (out, in) weight."""
+
+    def __init__(self, shape: tuple[int, int], dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__()
+        self.shape = shape  # canonical (out_features, in_features)
+        self.values = nn.Parameter(torch.zeros(0, dtype=dtype, device=device))
+        self.register_buffer("indices", torch.zeros(0, dtype=torch.long, device=device))
+        self.register_buffer("crow", torch.zeros(shape[0] + 1, dtype=torch.long, device=device))
+        self.register_buffer("cols", torch.zeros(0, dtype=torch.long, device=device))
+        self.register_buffer("merged_original", None)  # base values at indices while merged
+
+    @property
+    def merged(self) -> bool:
+        return self.merged_original is not None
+
+    def set_positions(self, positions: torch.Tensor) -> None:
+        """positions: sorted unique flat indices into the canonical (out, in) weight."""
+        device = self.indices.device
+        positions = positions.to(device=device, dtype=torch.long)
+        self.indices = positions
+        self.cols = positions % self.shape[1]
+        counts = torch.bincount(positions // self.shape[1], minlength=self.shape[0])
+        self.crow = torch.cat([torch.zeros(1, dtype=torch.long, device=device), counts.cumsum(0)])
+        self.values = nn.Parameter(torch.zeros(positions.numel(), dtype=self.values.dtype,
+                                               device=device))
+
+    def linear(self, x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+        """y = layer(x) with this delta added to the layer's weight."""
+        return SparseDeltaLinear.apply(x, layer.weight, layer.bias, self.values, self.indices,
+                                       self.crow, self.cols, is_conv1d(layer))
+
+    def delta_dense(self) -> torch.Tensor:
+        """Δ as a dense (out, in) tensor (for tests and hand checks)."""
+        flat = torch.zeros(self.shape[0] * self.shape[1], dtype=self.values.dtype,
+                           device=self.values.device)
+        flat[self.indices] = self.values.detach()
+        return flat.view(self.shape)
+
+    @torch.no_grad()
+    def merge(self, layer: nn.Module) -> None:
+        weight = canonical_weight(layer)
+        rows = self.indices // self.shape[1]
+        original = weight[rows, self.cols].clone()
+        weight[rows, self.cols] = original + self.values.to(weight.dtype)
+        self.merged_original = original
+
+    @torch.no_grad()
+    def unmerge(self, layer: nn.Module) -> None:
+        weight = canonical_weight(layer)
+        weight[self.indices // self.shape[1], self.cols] = self.merged_original
+        self.merged_original = None
+
+    # AdapterModule protocol ------------------------------------------------------------
+    def score_targets(self, base_layer: nn.Module) -> dict[str, torch.Tensor]:
+        return {"delta": base_layer.weight}
+
+    def apply_masks(self, masks: dict[str, torch.Tensor], base_layer: nn.Module) -> None:
+        mask = masks["delta"]
+        if is_conv1d(base_layer):
+            mask = mask.t()
+        self.set_positions(mask.contiguous().flatten().nonzero().flatten())
+
+    def finish_init(self) -> None:
+        pass
+
+    def masked_weights(self) -> dict[str, MaskedWeight]:
+        return {}
+
+    def synflow_chain(self) -> list[str]:
+        return []
+
+    def export(self) -> dict[str, StoredTensor]:
+        return {"delta": StoredTensor(self.shape, self.values.detach(), self.indices)}
+
+    @torch.no_grad()
+    def import_(self, tensors: dict[str, StoredTensor], base_layer: nn.Module) -> None:
+        stored = tensors["delta"]
+        positions = stored.positions
+        if positions is None:
+            positions = torch.arange(self.shape[0] * self.shape[1])
+        self.set_positions(positions)
+        self.values.copy_(stored.values.to(self.values.dtype))
+
+
+class SparseDeltaSite(SiteWrapper):
+    """Wraps one nn.Linear / Conv1D and adds the routed adapters' sparse deltas."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        groups = [(name, rows) for name, rows in self.groups((x,), {})
+                  if not self.adapters[name].merged]
+        if not groups:
+            return self.base_layer(x)
+        if len(groups) == 1 and groups[0][1] is None:
+            return self.adapters[groups[0][0]].linear(x, self.base_layer)
+        out = self.base_layer(x)
+        for name, rows in groups:
+            routed = self.adapters[name].linear(x.index_select(0, rows), self.base_layer)
+            out = out.index_copy(0, rows, routed)
+        return out
+
+
+def plan_sparse_delta(table: dict[str, list[tuple[str, nn.Module]]], model: nn.Module,
+                      config: AdapterConfig) -> list[SitePlan]:
+    if config.target_modules is not None:
+        patterns = config.target_modules
+    else:
+        spec = architecture_of(model)
+        if spec is None:
+            raise unknown_architecture_error(model)
+        patterns = [spec.linear_targets]
+    names = []
+    for name, chain in table.items():
+        if any(re.search(p, name) for p in patterns):
+            inner = chain[-1][1]
+            if not (isinstance(inner, nn.Linear) or is_conv1d(inner)):
+                raise ValueError(
+                    f"sparse_delta target {name!r} is a {type(inner).__name__}, not an nn.Linear "
+                    "or Conv1D; narrow target_modules to linear layers"
+                )
+            names.append(name)
+    return [SitePlan(name, "linear") for name in names]
+
+
+def build_sparse_delta(plan: SitePlan, base_layer: nn.Module, config: AdapterConfig,
+                       hidden: int) -> SparseDelta:
+    weight = canonical_weight(base_layer)
+    return SparseDelta(tuple(weight.shape), weight.dtype, weight.device)
+
+
+SPARSE_DELTA = Method("sparse_delta", plan_sparse_delta, build_sparse_delta, SparseDeltaSite)

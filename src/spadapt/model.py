@@ -1,0 +1,495 @@
+"""`AdaptedModel`: a frozen Hugging Face model with named sparse adapters inside it.
+
+Lifecycle: `attach` plans the sites of a method (`spadapt.methods`), wraps those modules, builds
+the adapter modules, chooses masks (scorer + exact budget, `spadapt.masks`) and starts the mask
+schedule. Afterwards: add/set/delete adapters, `disable_adapter()`, per-row routing with
+`adapter_names=[...]` (`"__base__"` = no adapter) in `forward` and `generate`, merge/unmerge and
+unload of sparse deltas, and a parameter report that counts kept values, not dense sizes.
+Storage lives in `spadapt.storage`; this module only hands it tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .arch import head_modules
+from .config import AdapterConfig
+from .masks import SCHEDULES, SCORERS, ScoreContext, topk_masks
+from .methods import (
+    BASE_NAME,
+    METHODS,
+    HeadCopy,
+    HeadSite,
+    Routing,
+    SitePlan,
+    SiteWrapper,
+    SparseDeltaSite,
+    StoredTensor,
+)
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}$")
+KEY_SEPARATOR = "::"  # storage keys: "<site module name>::<local tensor name>"
+
+
+class AdapterError(ValueError):
+    """A request about adapters that cannot be honoured (unknown name, merged, wrong method...)."""
+
+
+def module_table(model: nn.Module) -> dict[str, list[tuple[str, nn.Module]]]:
+    """Stable module name -> chain of (path, module) at that name, outermost wrapper first.
+
+    Wrapper segments (".base_layer") are removed from names and adapter internals are skipped,
+    so names are the same before and after attaching adapters.
+    """
+    table: dict[str, list[nn.Module]] = {}
+    for name, module in model.named_modules():
+        if not name or ".adapters." in f".{name}." or name.endswith(".adapters"):
+            continue
+        stable = name.replace(".base_layer", "")
+        table.setdefault(stable, []).append((name, module))
+    return table
+
+
+def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent_path, _, child = path.rpartition(".")
+    parent = root.get_submodule(parent_path) if parent_path else root
+    setattr(parent, child, module)
+
+
+class AdaptedModel(nn.Module):
+    """A frozen base model plus named adapters; see the module docstring."""
+
+    def __init__(self, base_model: nn.Module) -> None:
+        super().__init__()
+        self.base_model = base_model
+        self.routing = Routing()
+        self.configs: dict[str, AdapterConfig] = {}
+        self.schedules: dict[str, Any] = {}
+        self.merged_adapter: str | None = None
+        self._masks_final: dict[str, bool] = {}
+        self._fingerprints: dict[tuple[str, ...], dict] = {}
+        for parameter in base_model.parameters():
+            parameter.requires_grad_(False)
+
+    # Delegation ---------------------------------------------------------------------------
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "base_model":
+                raise
+            return getattr(self.base_model, name)
+
+    @property
+    def active_adapter(self) -> str | None:
+        return self.routing.active
+
+    @property
+    def adapter_names(self) -> list[str]:
+        return list(self.configs)
+
+    # Sites ------------------------------------------------------------------------------------
+    def _wrappers(self) -> list[tuple[str, SiteWrapper]]:
+        return [(n, m) for n, m in self.base_model.named_modules() if isinstance(m, SiteWrapper)]
+
+    def adapter_modules(self, adapter_name: str) -> list[tuple[SiteWrapper, nn.Module]]:
+        """(site wrapper, adapter module) for every site of `adapter_name`."""
+        return [(w, w.adapters[adapter_name]) for _, w in self._wrappers()
+                if adapter_name in w.adapters]
+
+    def _insert(self, plan: SitePlan, wrapper_type: type, config: AdapterConfig) -> SiteWrapper:
+        """The wrapper of `wrapper_type` at `plan.name`, creating (and inserting) it if needed."""
+        chain = module_table(self.base_model)[plan.name]
+        for _, module in chain:
+            if isinstance(module, wrapper_type):
+                return module
+        # Sparse deltas wrap the linear layer itself; the others wrap the outermost module.
+        path = chain[-1][0] if wrapper_type is SparseDeltaSite else chain[0][0]
+        wrapper = wrapper_type(self.base_model.get_submodule(path), self.routing, plan, config)
+        _set_submodule(self.base_model, path, wrapper)
+        return wrapper
+
+    @staticmethod
+    def _innermost(module: nn.Module) -> nn.Module:
+        while isinstance(module, SiteWrapper):
+            module = module.base_layer
+        return module
+
+    def _remove_empty_wrappers(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for name, wrapper in self._wrappers():
+                if len(wrapper.adapters) == 0:
+                    _set_submodule(self.base_model, name, wrapper.base_layer)
+                    changed = True
+                    break
+
+    # Adding adapters ----------------------------------------------------------------------------
+    def _check_new_name(self, adapter_name: str) -> None:
+        if adapter_name == BASE_NAME or not _NAME.match(adapter_name or ""):
+            raise AdapterError(
+                f"adapter name {adapter_name!r} is invalid: use 1-64 letters, digits, '_' or '-' "
+                f"(not {BASE_NAME!r})"
+            )
+        if adapter_name in self.configs:
+            raise AdapterError(f"an adapter named {adapter_name!r} already exists")
+
+    def _build(self, adapter_name: str, config: AdapterConfig) -> list[tuple[SiteWrapper, Any]]:
+        method = METHODS[config.method]
+        table = module_table(self.base_model)
+        plans = method.plan(table, self.base_model, config)
+        if not plans:
+            raise AdapterError(
+                f"method {config.method!r} found no modules to adapt in "
+                f"{type(self.base_model).__name__} (target_modules={config.target_modules})"
+            )
+        hidden = getattr(self.base_model.config, "hidden_size", None)
+        if config.method == "bottleneck" and not isinstance(hidden, int):
+            raise AdapterError("the base model's config has no integer hidden_size")
+        built = []
+        for plan in plans:
+            wrapper = self._insert(plan, method.wrapper, config)
+            module = method.build(plan, self._innermost(wrapper), config, hidden)
+            wrapper.adapters[adapter_name] = module
+            built.append((wrapper, module))
+        for head in head_modules(self.base_model, config.modules_to_save):
+            wrapper = self._insert(SitePlan(head, "head"), HeadSite, config)
+            wrapper.adapters[adapter_name] = HeadCopy(self._innermost(wrapper))
+        return built
+
+    def add_adapter(self, adapter_name: str, config: AdapterConfig,
+                    calibration: Iterable[dict] | None = None) -> None:
+        """Add an adapter (not activated; see `set_adapter`). Masks are chosen now.
+
+        calibration: batches (dicts of model inputs including labels) for snip/grasp scorers.
+        """
+        self._check_new_name(adapter_name)
+        if config.scorer in ("snip", "grasp") and config.schedule == "init" and calibration is None:
+            raise AdapterError(
+                f"scorer {config.scorer!r} needs calibration batches: "
+                "attach(..., calibration=[batch, ...]) with labels in each batch"
+            )
+        built = self._build(adapter_name, config)
+        self.configs[adapter_name] = config
+        try:
+            self._choose_masks(adapter_name, config, built, calibration)
+        except Exception:
+            self._forget(adapter_name)
+            raise
+        self._start_schedule(adapter_name, config)
+        self._set_trainable(self.routing.active)
+
+    def _start_schedule(self, adapter_name: str, config: AdapterConfig) -> None:
+        weights = {
+            f"{wrapper.site_name}{KEY_SEPARATOR}{local}": masked
+            for wrapper, module in self.adapter_modules(adapter_name)
+            if not isinstance(module, HeadCopy)
+            for local, masked in module.masked_weights().items()
+        }
+        schedule = SCHEDULES[config.schedule](config, weights)
+        schedule.start()
+        self.schedules[adapter_name] = schedule
+        self._masks_final[adapter_name] = config.schedule == "init"
+
+    def _choose_masks(self, adapter_name: str, config: AdapterConfig,
+                      built: list[tuple[SiteWrapper, Any]],
+                      calibration: Iterable[dict] | None) -> None:
+        needs_mask = config.method == "sparse_delta" or (
+            config.schedule == "init" and config.density < 1.0
+        )
+        if needs_mask:
+            targets, owners = {}, {}
+            for wrapper, module in built:
+                for local, tensor in module.score_targets(self._innermost(wrapper)).items():
+                    key = f"{wrapper.site_name}{KEY_SEPARATOR}{local}"
+                    targets[key] = tensor
+                    owners[key] = (wrapper, module, local)
+            chains = [[f"{w.site_name}{KEY_SEPARATOR}{local}" for local in m.synflow_chain()]
+                      for w, m in built if m.synflow_chain()]
+            scorer = SCORERS[config.scorer]
+            context = ScoreContext(targets=targets, seed=config.seed, density=config.density,
+                                   budget=config.budget, chains=chains,
+                                   iterations=config.synflow_iterations)
+            if scorer.needs_data:
+                context.losses = lambda: self._calibration_losses(adapter_name, calibration)
+            with self._scoring(targets.values() if scorer.needs_data else []):
+                scores = scorer(context)
+            masks = topk_masks(scores, config.density, config.budget)
+            per_module: dict[int, dict[str, torch.Tensor]] = {}
+            for key, mask in masks.items():
+                wrapper, module, local = owners[key]
+                per_module.setdefault(id(module), {})[local] = mask
+            for wrapper, module in built:
+                module.apply_masks(per_module[id(module)], self._innermost(wrapper))
+        for _, module in built:
+            module.finish_init()
+
+    @contextlib.contextmanager
+    def _scoring(self, targets: Iterable[torch.Tensor]) -> Iterator[None]:
+        """Let gradients reach the scored tensors (frozen base weights included), in eval mode."""
+        targets = list(targets)
+        flags = [t.requires_grad for t in targets]
+        was_training = self.base_model.training
+        for tensor in targets:
+            tensor.requires_grad_(True)
+        self.base_model.eval()
+        try:
+            yield
+        finally:
+            for tensor, flag in zip(targets, flags, strict=True):
+                tensor.requires_grad_(flag)
+            self.base_model.train(was_training)
+
+    def _calibration_losses(self, adapter_name: str,
+                            calibration: Iterable[dict]) -> Iterator[torch.Tensor]:
+        count = 0
+        for index, batch in enumerate(calibration):
+            output = self(**batch, adapter_names=None, _route_to=adapter_name)
+            loss = getattr(output, "loss", None)
+            if loss is None:
+                raise AdapterError(
+                    f"calibration batch {index} gave no loss: include labels in each batch"
+                )
+            count += 1
+            yield loss
+        if count == 0:
+            raise AdapterError("calibration data is empty: give at least one batch")
+
+    # Activation and routing ---------------------------------------------------------------------
+    def _require(self, adapter_name: str) -> AdapterConfig:
+        if adapter_name not in self.configs:
+            raise AdapterError(
+                f"no adapter named {adapter_name!r}; adapters: {sorted(self.configs) or 'none'}"
+            )
+        return self.configs[adapter_name]
+
+    def set_adapter(self, adapter_name: str) -> None:
+        """Make `adapter_name` the active adapter, and the only trainable one."""
+        self._require(adapter_name)
+        if self.merged_adapter not in (None, adapter_name):
+            raise AdapterError(
+                f"adapter {self.merged_adapter!r} is merged into the base weights; "
+                "unmerge_adapter() before activating another"
+            )
+        self.routing.active = adapter_name
+        self._set_trainable(adapter_name)
+
+    def _set_trainable(self, adapter_name: str | None) -> None:
+        for _, wrapper in self._wrappers():
+            for name, module in wrapper.adapters.items():
+                for parameter in module.parameters():
+                    parameter.requires_grad_(name == adapter_name)
+
+    @contextlib.contextmanager
+    def disable_adapter(self) -> Iterator[None]:
+        """Inside the block the model computes exactly the base model."""
+        if self.merged_adapter is not None:
+            raise AdapterError(
+                f"adapter {self.merged_adapter!r} is merged; unmerge_adapter() to run the base"
+            )
+        previous = self.routing.disabled
+        self.routing.disabled = True
+        try:
+            yield
+        finally:
+            self.routing.disabled = previous
+
+    @contextlib.contextmanager
+    def _routed(self, adapter_names: list[str] | None, route_to: str | None = None):
+        if adapter_names is not None:
+            if isinstance(adapter_names, str):
+                raise AdapterError("adapter_names must be a list with one name per row")
+            unknown = sorted({n for n in adapter_names if n != BASE_NAME} - set(self.configs))
+            if unknown:
+                raise AdapterError(
+                    f"adapter_names has unknown adapter(s) {unknown}; known: "
+                    f"{sorted(self.configs)} and {BASE_NAME!r}"
+                )
+            if self.merged_adapter is not None and set(adapter_names) != {self.merged_adapter}:
+                raise AdapterError(
+                    f"adapter {self.merged_adapter!r} is merged; per-row routing to other "
+                    "adapters needs unmerge_adapter() first"
+                )
+        previous_active = self.routing.active
+        if route_to is not None:
+            self.routing.active = route_to
+        self.routing.set_rows(adapter_names)
+        try:
+            yield
+        finally:
+            self.routing.set_rows(None)
+            self.routing.active = previous_active
+
+    def forward(self, *args, adapter_names: list[str] | None = None, _route_to: str | None = None,
+                **kwargs):
+        """The base model's forward; `adapter_names` routes each row (one name per row)."""
+        with self._routed(adapter_names, _route_to):
+            return self.base_model(*args, **kwargs)
+
+    def generate(self, *args, adapter_names: list[str] | None = None, **kwargs):
+        """`base_model.generate` with the active adapter, or per-row `adapter_names`."""
+        with self._routed(adapter_names):
+            return self.base_model.generate(*args, **kwargs)
+
+    # Schedules ------------------------------------------------------------------------------------
+    def step_schedule(self, step: int, total_steps: int) -> None:
+        """Advance the active adapter's mask schedule after optimizer step `step` (1-based)."""
+        if self.routing.active in self.schedules:
+            self.schedules[self.routing.active].step(step, total_steps)
+
+    def regularization_loss(self) -> torch.Tensor | None:
+        """The active adapter's regularisation term (L0 for "learned"), or None."""
+        if self.routing.active in self.schedules:
+            return self.schedules[self.routing.active].regularization()
+        return None
+
+    def finalize_masks(self, adapter_name: str | None = None) -> None:
+        """Make the masks final at exactly the configured density (end of training)."""
+        name = adapter_name or self.routing.active
+        self._require(name)
+        self.schedules[name].finalize()
+        self._masks_final[name] = True
+
+    def install_final_masks(self, adapter_name: str) -> None:
+        """Mark a loaded adapter's masks as final (its schedule already ran when it was trained)."""
+        self.schedules[adapter_name] = SCHEDULES["init"](self.configs[adapter_name], {})
+        self._masks_final[adapter_name] = True
+        self._set_trainable(self.routing.active)
+
+    def masks_final(self, adapter_name: str) -> bool:
+        return self._masks_final.get(adapter_name, False)
+
+    # Merge / unload / delete ------------------------------------------------------------------
+    def _sparse_delta_sites(self, adapter_name: str) -> list[tuple[SparseDeltaSite, Any]]:
+        return [(w, m) for w, m in self.adapter_modules(adapter_name)
+                if isinstance(w, SparseDeltaSite)]
+
+    def merge_adapter(self, adapter_name: str | None = None) -> None:
+        """Add a sparse_delta adapter's values into the base weights (exact; see unmerge)."""
+        name = adapter_name or self.routing.active
+        config = self._require(name)
+        if config.method != "sparse_delta":
+            raise AdapterError(
+                f"adapter {name!r} is a {config.method} adapter, which adds a non-linear module "
+                "and cannot be merged into the base weights; only sparse_delta adapters merge"
+            )
+        if self.merged_adapter is not None:
+            raise AdapterError(f"adapter {self.merged_adapter!r} is already merged")
+        for wrapper, module in self._sparse_delta_sites(name):
+            module.merge(wrapper.base_layer)
+        self.merged_adapter = name
+        self.routing.active = name
+
+    def unmerge_adapter(self) -> None:
+        """Restore the base weights bit-exactly from the values saved at merge."""
+        if self.merged_adapter is None:
+            return
+        for wrapper, module in self._sparse_delta_sites(self.merged_adapter):
+            module.unmerge(wrapper.base_layer)
+        self.merged_adapter = None
+
+    def _forget(self, adapter_name: str) -> None:
+        for _, wrapper in self._wrappers():
+            if adapter_name in wrapper.adapters:
+                del wrapper.adapters[adapter_name]
+        self._remove_empty_wrappers()
+        self.configs.pop(adapter_name, None)
+        self.schedules.pop(adapter_name, None)
+        self._masks_final.pop(adapter_name, None)
+        if self.routing.active == adapter_name:
+            self.routing.active = None
+
+    def delete_adapter(self, adapter_name: str) -> None:
+        """Remove an adapter. Unknown or merged adapters raise and change nothing."""
+        self._require(adapter_name)
+        if self.merged_adapter == adapter_name:
+            raise AdapterError(f"adapter {adapter_name!r} is merged; unmerge_adapter() first")
+        self._forget(adapter_name)
+
+    def unload(self) -> nn.Module:
+        """The base model without any adapter (unmerged first: base weights bit-exact)."""
+        self.unmerge_adapter()
+        for name in list(self.configs):
+            self._forget(name)
+        return self.base_model
+
+    def merge_and_unload(self) -> nn.Module:
+        """The base model with the active sparse_delta adapter baked into its weights."""
+        if self.merged_adapter is None:
+            self.merge_adapter()
+        self.merged_adapter = None
+        for name in list(self.configs):
+            self._forget(name)
+        return self.base_model
+
+    # Reports and storage ------------------------------------------------------------------------
+    def export_adapter(self, adapter_name: str) -> dict[str, StoredTensor]:
+        """Every tensor of an adapter as storage keys -> StoredTensor (head tensors included)."""
+        config = self._require(adapter_name)
+        seeded = config.scorer == "random" and config.schedule == "init"
+        out = {}
+        for wrapper, module in self.adapter_modules(adapter_name):
+            for local, stored in module.export().items():
+                if seeded and stored.positions is not None and not isinstance(module, HeadCopy):
+                    stored.seeded = True
+                out[f"{wrapper.site_name}{KEY_SEPARATOR}{local}"] = stored
+        return out
+
+    def parameter_report(self, adapter_name: str | None = None) -> dict[str, int]:
+        """{"base", "trainable", "nonzero", "adapter_bytes"} for one adapter (default: active).
+
+        base: parameters of the base model; trainable: elements of the adapter's parameters
+        that the optimizer holds (dense allocation); nonzero: kept values that are stored;
+        adapter_bytes: the exact size of its adapter.safetensors.
+        """
+        from .storage import encoded_adapter_bytes
+
+        name = adapter_name or self.routing.active
+        self._require(name)
+        base = sum(p.numel() for n, p in self.base_model.named_parameters()
+                   if ".adapters." not in f".{n}.")
+        trainable = sum(p.numel() for _, m in self.adapter_modules(name) for p in m.parameters())
+        nonzero = sum(s.values.numel() for s in self.export_adapter(name).values())
+        return {"base": base, "trainable": trainable, "nonzero": nonzero,
+                "adapter_bytes": encoded_adapter_bytes(self, name)}
+
+    def fingerprint(self, exclude: list[str] | None = None) -> dict:
+        """The base model's fingerprint without the `exclude` heads (cached; unmerged weights)."""
+        from .storage import base_fingerprint
+
+        exclude = head_modules(self.base_model, None) if exclude is None else exclude
+        key = tuple(exclude)
+        if key not in self._fingerprints:
+            if self.merged_adapter is not None:
+                raise AdapterError("fingerprint needs the unmerged base; unmerge_adapter() first")
+            self._fingerprints[key] = base_fingerprint(self.base_model, list(exclude))
+        return self._fingerprints[key]
+
+    def save_adapter(self, path: str | Path, adapter_name: str | None = None, **kwargs) -> Path:
+        """Write the adapter directory (see spadapt.storage.save_adapter)."""
+        from .storage import save_adapter
+
+        return save_adapter(self, path, adapter_name or self.routing.active, **kwargs)
+
+    def load_adapter(self, path: str | Path, adapter_name: str | None = None) -> str:
+        """Load an adapter directory into this model under `adapter_name`; returns the name."""
+        from .storage import load_adapter_into
+
+        return load_adapter_into(self, path, adapter_name)
+
+
+def attach(base_model: nn.Module, config: AdapterConfig, adapter_name: str = "default",
+           calibration: Iterable[dict] | None = None) -> AdaptedModel:
+    """Wrap `base_model` (frozen) with one adapter, active and trainable."""
+    model = base_model if isinstance(base_model, AdaptedModel) else AdaptedModel(base_model)
+    model.add_adapter(adapter_name, config, calibration=calibration)
+    model.set_adapter(adapter_name)
+    return model
