@@ -13,7 +13,7 @@ import spadapt
 from conftest import Case, make_batch, output_of, tiny_bert, tiny_llama, trained
 from spadapt import AdapterConfig, AdapterError, ConfigError
 from spadapt.arch import ArchitectureError
-from spadapt.masks import kept_count
+from spadapt.masks import MaskedWeight, keep_pruned_at_zero, kept_count
 
 DELTA = Case("bert", dict(method="sparse_delta", scorer="magnitude", density=0.05))
 SNIP = Case("bert", dict(method="bottleneck", scorer="snip", density=0.2))
@@ -211,3 +211,34 @@ def test_llama_sequence_classification_head_travels(tmp_path) -> None:
     path = model.save_adapter(tmp_path / "cls")
     loaded = spadapt.load_adapter(pristine, path)
     assert torch.equal(output_of(loaded, batch), output_of(model, batch))
+
+
+def test_pruned_entries_get_zero_gradient_and_zero_optimizer_state() -> None:
+    base = tiny_bert()
+    config = Case("bert", dict(method="bottleneck", scorer="magnitude", schedule="gradual",
+                               density=0.2)).adapter_config()
+    model = spadapt.attach(base, config)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-2,
+                                  weight_decay=0.1)
+    keep_pruned_at_zero(model, optimizer)
+    weights = [m for _, a in model.adapter_modules("default") for m in a.modules()
+               if isinstance(m, MaskedWeight)]
+    batch = make_batch("bert")
+    model.train()
+    steps, pruned_seen = 8, 0
+    for step in range(1, steps + 1):
+        model(**batch).loss.backward()
+        for w in weights:
+            if w.mask is not None:
+                pruned_seen += 1
+                assert torch.count_nonzero(w.weight.grad[~w.mask]) == 0
+        optimizer.step()
+        for w in weights:
+            if w.mask is not None:
+                assert torch.count_nonzero(w.weight[~w.mask]) == 0
+                for state in optimizer.state[w.weight].values():
+                    if state.shape == w.weight.shape:
+                        assert torch.count_nonzero(state[~w.mask]) == 0
+        optimizer.zero_grad()
+        model.step_schedule(step, steps)
+    assert pruned_seen > 0

@@ -77,13 +77,17 @@ def test_seeded_mask_that_cannot_be_rebuilt_is_refused(tmp_path) -> None:
     assert _structure(model) == before and model.adapter_names == []
 
 
-def test_half_precision_values(tmp_path) -> None:
-    run, path = _saved(SNIP, tmp_path, save_dtype="float16")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_values(tmp_path, dtype: str) -> None:
+    run, path = _saved(SNIP, tmp_path, save_dtype=dtype)
     full = run.model.save_adapter(tmp_path / "full", adapter_name="a")
     assert (path / WEIGHTS_FILE).stat().st_size < (full / WEIGHTS_FILE).stat().st_size
     loaded = spadapt.load_adapter(copy.deepcopy(run.pristine), path).eval()
+    manifest = json.loads((path / MANIFEST_FILE).read_text())
+    assert manifest["value_dtype"] == dtype
+    tolerance = 1e-3 if dtype == "float16" else 1e-2  # 11 vs 8 significant bits
     torch.testing.assert_close(output_of(loaded, run.batch), output_of(run.model, run.batch),
-                               rtol=1e-3, atol=1e-3)
+                               rtol=tolerance, atol=tolerance)
 
 
 @pytest.mark.parametrize("how", ["flip", "truncate", "append"])

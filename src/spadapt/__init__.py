@@ -1,16 +1,43 @@
 """spadapt: sparse adapters on frozen Hugging Face transformers — train, measure, ship, serve.
 
-Public API (see README and DESIGN):
+Public API (see README and ../shared/DESIGN.md):
     cfg = spadapt.AdapterConfig(method="bottleneck", density=0.2, scorer="snip")
     model = spadapt.attach(base_model, cfg, calibration=batches)
     model.save_adapter(path); model = spadapt.load_adapter(base_model, path)
+
+Names are imported lazily, so `import spadapt` (and `spadapt --help`) does not load torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-from .config import AdapterConfig, ConfigError  # noqa: E402
-from .model import AdaptedModel, AdapterError, attach  # noqa: E402
-from .storage import AdapterFileError, load_adapter  # noqa: E402
+_EXPORTS = {
+    "AdaptedModel": "model",
+    "AdapterConfig": "config",
+    "AdapterError": "model",
+    "AdapterFileError": "storage",
+    "ConfigError": "config",
+    "SpadaptError": "errors",
+    "attach": "model",
+    "load_adapter": "storage",
+}
+
+if TYPE_CHECKING:
+    from .config import AdapterConfig, ConfigError
+    from .errors import SpadaptError
+    from .model import AdaptedModel, AdapterError, attach
+    from .storage import AdapterFileError, load_adapter
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'spadapt' has no attribute {name!r}")
+
 
 __all__ = [
     "AdaptedModel",
@@ -18,6 +45,7 @@ __all__ = [
     "AdapterError",
     "AdapterFileError",
     "ConfigError",
+    "SpadaptError",
     "__version__",
     "attach",
     "load_adapter",

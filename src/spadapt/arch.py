@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .errors import SpadaptError
+
 # How a bottleneck adapter joins the module it wraps (x = the module's input, f = the module):
 #   "after":            y = f(x) + A(f(x))                 serial adapter on the module's output
 #   "beside":           y = f(x) + s * A(x)                parallel adapter on the module's input
@@ -22,7 +24,7 @@ from torch import nn
 JOIN_MODES = ("after", "beside", "beside_residual")
 
 
-class ArchitectureError(ValueError):
+class ArchitectureError(SpadaptError):
     """The base model's architecture is unknown or its modules do not match the table."""
 
 

@@ -29,6 +29,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import SpadaptError
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -46,7 +48,7 @@ _CHECK_PROMPT = "The quick brown fox jumps over the lazy dog."
 _CHECK_ATOL = 1e-4
 
 
-class AssetError(ValueError):
+class AssetError(SpadaptError):
     """A model name or path that cannot be resolved to a local model folder."""
 
 

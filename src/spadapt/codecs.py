@@ -34,6 +34,8 @@ import operator
 
 import numpy as np
 
+from .errors import SpadaptError
+
 __all__ = [
     "ENCODINGS",
     "CodecError",
@@ -47,7 +49,7 @@ __all__ = [
 ENCODINGS: tuple[str, ...] = ("empty", "full", "bitmask", "elias_fano")
 
 
-class CodecError(ValueError):
+class CodecError(SpadaptError):
     """Raised for invalid arguments or an inconsistent / corrupt payload."""
 
 

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import SpadaptError
+
 METHOD_NAMES = ("bottleneck", "sparse_delta")
 PLACEMENTS = ("pfeiffer", "houlsby", "parallel")
 SCORER_NAMES = ("random", "magnitude", "snip", "grasp", "synflow")
@@ -22,7 +24,7 @@ ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 SAVE_DTYPES = (None, "float32", "float16", "bfloat16")
 
 
-class ConfigError(ValueError):
+class ConfigError(SpadaptError):
     """An `AdapterConfig` field has a value that cannot work; the message names the field."""
 
 
@@ -44,7 +46,7 @@ class AdapterConfig:
     modules_to_save: list[str] | None = None  # head modules trained densely and saved; None = auto
     init_std: float = 1e-2  # std of the down-projection init (and of the scoring probe for up)
     seed: int = 0  # seeds weight init and the random scorer, so masks are reproducible
-    l0_lambda: float = 1e-3  # "learned": weight of the expected-L0 penalty (Louizos et al. 2018)
+    l0_lambda: float = 0.1  # "learned": weight of the L0 penalty (expected fraction of open gates)
     l0_beta: float = 2.0 / 3.0  # "learned": hard-concrete temperature
     prune_start: float = 0.1  # "gradual"/"movement": fraction of training before pruning starts
     prune_end: float = 0.7  # "gradual"/"movement": fraction of training when density is reached

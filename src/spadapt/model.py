@@ -21,6 +21,7 @@ from torch import nn
 
 from .arch import head_modules
 from .config import AdapterConfig
+from .errors import SpadaptError
 from .masks import SCHEDULES, SCORERS, ScoreContext, topk_masks
 from .methods import (
     BASE_NAME,
@@ -38,7 +39,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}$")
 KEY_SEPARATOR = "::"  # storage keys: "<site module name>::<local tensor name>"
 
 
-class AdapterError(ValueError):
+class AdapterError(SpadaptError):
     """A request about adapters that cannot be honoured (unknown name, merged, wrong method...)."""
 
 

