@@ -103,5 +103,159 @@ def inspect_adapter(
                f"(without heads {manifest.get('excluded_heads', [])})")
 
 
+def _methods_option(value: str) -> list[str]:
+    return [m.strip() for m in value.split(",") if m.strip()]
+
+
+def _print_results(results: dict, out: Path) -> None:
+    for method in results["methods"]:
+        if "error" in method:
+            typer.echo(f"  {method['name']:<13} FAILED: {method['error']}")
+            continue
+        typer.echo(f"  {method['name']:<13} accuracy {method['accuracy']:.3f}  "
+                   f"non-zero {method['nonzero_params']:>10,}  "
+                   f"{_kb(method['adapter_bytes']):>11}  {method['train_seconds']:.0f} s")
+    typer.echo(f"report: {out / 'report.html'} (and report.md, results.json)")
+
+
+@app.command()
+def poc(
+    data: str = typer.Option("builtin:rotten_tomatoes", help="Training data: CSV, TSV, JSONL, "
+                             "Parquet file, or builtin:rotten_tomatoes / builtin:reuters_r8."),
+    eval_data: str | None = typer.Option(None, help="Evaluation data (default: a stratified "
+                                         "fixed-seed split of --data)."),
+    text_column: str = typer.Option("text", help="Column with the text."),
+    label_column: str = typer.Option("label", help="Column with the label."),
+    model: str = typer.Option("builtin:minilm", help="Base model: builtin:minilm or a local "
+                              "Hugging Face folder."),
+    methods: str = typer.Option(",".join(["full", "lora", "adapter", "sparse", "large_sparse",
+                                          "sparse_delta"]),
+                                help="Comma-separated recipes (see `spadapt recipes`)."),
+    budget: str = typer.Option("quick", help="quick (minutes) or standard (the real "
+                               "comparison)."),
+    lang: str = typer.Option("en", help="Report language: en or ja."),
+    seed: int = typer.Option(0, help="Seed of split, initialisation and data order."),
+    skip_bad_rows: bool = typer.Option(False, help="Skip bad rows (listed in the report) "
+                                       "instead of stopping."),
+    resume: bool = typer.Option(False, help="Keep finished methods; resume the unfinished one."),
+    progress: bool = typer.Option(True, help="Progress bars on stderr."),
+    out: Path = typer.Option(..., help="Run directory for results.json, report.md/html and "
+                             "one folder per method."),
+) -> None:
+    """Compare methods on your data: accuracy and cost, in a report management can read."""
+    with _exit_codes():
+        from .poc import PocOptions, run_poc
+
+        results = run_poc(PocOptions(
+            out=out, data=data, eval_data=eval_data, text_column=text_column,
+            label_column=label_column, model=model, methods=_methods_option(methods),
+            budget=budget, lang=lang, seed=seed, skip_bad_rows=skip_bad_rows, resume=resume,
+            progress=progress))
+    _print_results(results, out)
+    if any("error" in m for m in results["methods"]):
+        raise typer.Exit(1)
+
+
+def _train_epilog() -> str:
+    from .config import AdapterConfig
+    from .helptext import fields_help
+    from .train.config import TrainConfig
+
+    return ("Recipe fields (override with --set section.key=value):\n\n"
+            + fields_help(TrainConfig, "train") + "\n\n" + fields_help(AdapterConfig, "adapter"))
+
+
+@app.command(epilog=_train_epilog())
+def train(
+    config: str = typer.Option(..., help="Recipe: a YAML file or a builtin name "
+                               "(see `spadapt recipes`)."),
+    set_: list[str] = typer.Option([], "--set", help="Override: section.key=value "
+                                   "(e.g. train.learning_rate=0.01)."),
+    data: str | None = typer.Option(None, help="Training data (default: the recipe's, else "
+                                    "builtin:rotten_tomatoes)."),
+    eval_data: str | None = typer.Option(None, help="Evaluation data (default: a split)."),
+    model: str | None = typer.Option(None, help="Base model (default: the recipe's, else "
+                                     "builtin:minilm)."),
+    text_column: str = typer.Option("text", help="Column with the text."),
+    label_column: str = typer.Option("label", help="Column with the label."),
+    seed: int = typer.Option(0, help="Seed."),
+    resume: bool = typer.Option(False, help="Resume from OUT's last checkpoint."),
+    out: Path = typer.Option(..., help="Run directory."),
+) -> None:
+    """Train one recipe on your data and save its adapter (all recipe fields below)."""
+    with _exit_codes():
+        from .poc import PocOptions, run_poc
+        from .recipe import load_recipe
+
+        recipe = load_recipe(config, set_)
+        results = run_poc(PocOptions(
+            out=out, data=data or recipe.data or "builtin:rotten_tomatoes", eval_data=eval_data,
+            text_column=text_column, label_column=label_column,
+            model=model or recipe.model or "builtin:minilm", methods=[recipe], budget="recipe",
+            seed=seed, resume=resume))
+    _print_results(results, out)
+    if any("error" in m for m in results["methods"]):
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+def evaluate(
+    adapter: Path = typer.Option(..., help="Adapter directory."),
+    data: str = typer.Option(..., help="Labelled data file to evaluate on."),
+    text_column: str = typer.Option("text", help="Column with the text."),
+    label_column: str = typer.Option("label", help="Column with the label."),
+    model: str | None = typer.Option(None, help="Base model (default: the one recorded in "
+                                     "the adapter)."),
+    skip_bad_rows: bool = typer.Option(False, help="Skip bad rows instead of stopping."),
+) -> None:
+    """Accuracy, macro-F1 and confusion matrix of a saved adapter on a labelled file (JSON)."""
+    with _exit_codes():
+        from .predict import evaluate_file, load_classifier
+
+        adapted, task = load_classifier(adapter, model)
+        metrics = evaluate_file(adapted, task, data, text_column, label_column, skip_bad_rows)
+    typer.echo(json.dumps(metrics, indent=2))
+
+
+@app.command()
+def predict(
+    adapter: Path = typer.Option(..., help="Adapter directory."),
+    text: list[str] = typer.Option(..., help="Text to classify (repeat for several)."),
+    model: str | None = typer.Option(None, help="Base model (default: the one recorded in "
+                                     "the adapter)."),
+) -> None:
+    """Predict labels (with probabilities) for texts; one JSON object per line."""
+    with _exit_codes():
+        from .predict import load_classifier, predict_texts
+
+        adapted, task = load_classifier(adapter, model)
+        rows = predict_texts(adapted, task, list(text))
+    for row in rows:
+        typer.echo(json.dumps(row, ensure_ascii=False))
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A PoC run directory with results.json."),
+    lang: str = typer.Option("en", help="Report language: en or ja."),
+) -> None:
+    """(Re)write report.md and report.html from a run's results.json."""
+    with _exit_codes():
+        from .report import write_report
+
+        paths = write_report(run_dir, lang=lang)
+    for path in paths.values():
+        typer.echo(str(path))
+
+
+@app.command()
+def recipes() -> None:
+    """List the builtin recipes (methods) with their descriptions."""
+    from .recipe import builtin_recipes, load_recipe
+
+    for name in builtin_recipes():
+        typer.echo(f"{name:<13} {load_recipe(name).description}")
+
+
 if __name__ == "__main__":
     app()

@@ -204,8 +204,12 @@ def _replace_directory(staging: Path, target: Path) -> None:
 
 
 def save_adapter(model, path: str | Path, adapter_name: str, save_dtype: str | None = None,
-                 ) -> Path:
-    """Write `adapter_name` of an AdaptedModel to the directory `path` (atomically)."""
+                 base_model: str | None = None) -> Path:
+    """Write `adapter_name` of an AdaptedModel to the directory `path` (atomically).
+
+    base_model: how to find the base again (e.g. "builtin:minilm" or a folder); recorded for
+    `spadapt eval/predict`, never trusted over the fingerprint.
+    """
     from .model import AdapterError
 
     target = Path(path)
@@ -221,6 +225,7 @@ def save_adapter(model, path: str | Path, adapter_name: str, save_dtype: str | N
         "format_version": FORMAT_VERSION,
         "spadapt_version": __version__,
         "adapter_name": adapter_name,
+        "base_model": base_model,
         "config": config.to_dict(),
     }, indent=2, sort_keys=True).encode()
     exclude = head_modules(model.base_model, config.modules_to_save)

@@ -1,0 +1,229 @@
+"""The PoC pipeline: for each method, train → evaluate → measure → `results.json` → report.
+
+Every method sees the same data, the same base model and the same seed. Methods are recipes
+(`spadapt.recipe`): "full" fine-tuning, "lora" through PEFT, and spadapt adapters. A budget
+("quick" or "standard") fixes how much data and how many steps each method gets. Results are
+written after each method (atomically), so a long run shows its progress and a crash keeps what
+was measured; a method that fails is recorded with its error and the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .errors import SpadaptError
+from .recipe import Recipe, load_recipe
+
+DEFAULT_METHODS = ["full", "lora", "adapter", "sparse", "large_sparse", "sparse_delta"]
+CALIBRATION_BATCHES = 4  # batches of training data that SNIP/GraSP score masks on
+
+# How much each method gets. quick: a first look in minutes; standard: the real comparison.
+BUDGETS: dict[str, dict] = {
+    "quick": {"train_rows": 2048, "eval_rows": 1000, "train": {
+        "epochs": 1, "max_steps": 64, "batch_size": 32, "max_length": 64,
+        "early_stopping_patience": None, "checkpoint_every": 0}},
+    "standard": {"train_rows": None, "eval_rows": None, "train": {
+        "epochs": 3, "batch_size": 32, "max_length": 64, "early_stopping_patience": 1,
+        "checkpoint_every": 100}},
+    "recipe": {"train_rows": None, "eval_rows": None, "train": {}},  # `spadapt train`
+}
+
+
+class PocError(SpadaptError):
+    """A PoC option that cannot work."""
+
+
+@dataclass
+class PocOptions:
+    out: Path  # run directory: results.json, report.*, one folder per method
+    data: str = "builtin:rotten_tomatoes"  # training data: a file or builtin:NAME
+    eval_data: str | None = None  # evaluation data; None = a stratified split of `data`
+    text_column: str = "text"  # column with the input text
+    label_column: str = "label"  # column with the class label
+    model: str = "builtin:minilm"  # base model: builtin:NAME or a local Hugging Face folder
+    methods: list = field(default_factory=lambda: list(DEFAULT_METHODS))  # names or Recipes
+    budget: str = "quick"  # "quick" or "standard"
+    lang: str = "en"  # report language: "en" or "ja"
+    seed: int = 0  # one seed for data split, initialisation and data order
+    skip_bad_rows: bool = False  # skip (and report) bad rows instead of stopping
+    resume: bool = False  # keep finished methods of a previous run; resume the unfinished one
+    progress: bool = True  # progress bars
+
+
+def _subset(examples: list, rows: int | None, seed: int) -> list:
+    """A fixed-seed, label-stratified subset of at most `rows` examples (order shuffled)."""
+    if rows is None or len(examples) <= rows:
+        return list(examples)
+    generator = torch.Generator().manual_seed(seed)
+    by_label: dict[int, list] = {}
+    for example in examples:
+        by_label.setdefault(example.label, []).append(example)
+    chosen = []
+    for label in sorted(by_label):
+        group = by_label[label]
+        take = max(1, round(rows * len(group) / len(examples)))
+        order = torch.randperm(len(group), generator=generator)[:take].tolist()
+        chosen += [group[i] for i in order]
+    order = torch.randperm(len(chosen), generator=generator).tolist()
+    return [chosen[i] for i in order][:rows]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False,
+                                         prefix=f".{path.name}.", suffix=".tmp")
+    with handle:
+        json.dump(data, handle, indent=2)
+    os.replace(handle.name, path)
+
+
+def _directory_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def machine_info() -> dict:
+    return {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def build_model(recipe: Recipe, base, labels: list[str], calibration: list[dict], seed: int):
+    """The model to train for `recipe`, built on `base` (which it may modify)."""
+    torch.manual_seed(seed)
+    if recipe.kind == "full":
+        for parameter in base.parameters():
+            parameter.requires_grad_(True)
+        return base
+    if recipe.kind == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        return get_peft_model(base, LoraConfig(task_type="SEQ_CLS", **recipe.lora))
+    from .model import attach
+
+    config = recipe.adapter_config(labels=list(labels), seed=seed)
+    needs_data = config.schedule == "init" and config.scorer in ("snip", "grasp")
+    return attach(base, config, adapter_name="default",
+                  calibration=calibration if needs_data else None)
+
+
+def save_method(recipe: Recipe, model, directory: Path, model_ref: str) -> Path:
+    """Save what the method trained: an adapter directory, a PEFT folder or a whole model."""
+    if recipe.kind == "spadapt":
+        return model.save_adapter(directory / "adapter", base_model=model_ref)
+    target = directory / ("lora" if recipe.kind == "lora" else "model")
+    model.save_pretrained(target, safe_serialization=True)
+    return target
+
+
+def count_parameters(recipe: Recipe, model) -> dict[str, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if recipe.kind == "spadapt":
+        report = model.parameter_report()
+        return {"base_params": report["base"], "trainable_params": report["trainable"],
+                "nonzero_params": report["nonzero"]}
+    base = sum(p.numel() for n, p in model.named_parameters()
+               if "lora_" not in n and "modules_to_save" not in n)
+    return {"base_params": base, "trainable_params": trainable, "nonzero_params": trainable}
+
+
+def run_method(recipe: Recipe, task, split_train: list, split_eval: list, options: PocOptions,
+               model_path: str, train_overrides: dict) -> dict:
+    from .train import train
+
+    directory = options.out / recipe.name
+    directory.mkdir(parents=True, exist_ok=True)
+    base = task.load_base(model_path)
+    calibration = [task.collate(split_train[i * 32 : (i + 1) * 32])
+                   for i in range(CALIBRATION_BATCHES) if i * 32 < len(split_train)]
+    model = build_model(recipe, base, task.labels, calibration, options.seed)
+    config = recipe.train_config(**train_overrides, seed=options.seed, progress=options.progress)
+    started = time.perf_counter()
+    result = train(model, task, split_train, split_eval, config, out_dir=directory / "run",
+                   resume=options.resume)
+    saved = save_method(recipe, model, directory, options.model)
+    final = result.final_metrics
+    return {
+        "name": recipe.name, "description": recipe.description, "kind": recipe.kind,
+        "accuracy": final["accuracy"], "macro_f1": final["macro_f1"],
+        "eval_loss": final["loss"], **count_parameters(recipe, model),
+        "adapter_bytes": _directory_bytes(saved),
+        "train_seconds": result.train_seconds,
+        "step_seconds_median": result.step_seconds_median,
+        "examples_per_second": result.examples_per_second,
+        "peak_memory_bytes": result.peak_memory_bytes, "steps": result.steps,
+        "wall_seconds": time.perf_counter() - started,
+        "adapter_dir": str(saved.relative_to(options.out)),
+        "learning_rate": config.learning_rate, "best_step": result.best_step,
+        "history": result.history, "confusion_matrix": final["confusion_matrix"],
+    }
+
+
+def run_poc(options: PocOptions) -> dict:
+    """Run every method of `options` and write results.json and the report; returns results."""
+    from transformers import AutoTokenizer
+
+    from .assets import resolve_model
+    from .data import load_dataset
+    from .tasks import ClassificationTask
+
+    if options.budget not in BUDGETS:
+        raise PocError(f"--budget must be one of {list(BUDGETS)}, got {options.budget!r}")
+    recipes = [m if isinstance(m, Recipe) else load_recipe(m) for m in options.methods]
+    names = [r.name for r in recipes]
+    if len(set(names)) != len(names):
+        raise PocError(f"--methods lists a method twice: {names}")
+    split = load_dataset(options.data, options.eval_data, text_column=options.text_column,
+                         label_column=options.label_column, skip_bad_rows=options.skip_bad_rows,
+                         seed=options.seed)
+    if split.task != "classification":
+        raise PocError(f"{options.data} is a {split.task} dataset; `spadapt poc` compares "
+                       "methods on classification data (text + label columns)")
+    budget = BUDGETS[options.budget]
+    train_rows = _subset(split.train, budget["train_rows"], options.seed)
+    eval_rows = _subset(split.eval, budget["eval_rows"], options.seed + 1)
+    model_path = str(resolve_model(options.model))
+    tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+    max_length = budget["train"].get("max_length", recipes[0].train_config().max_length)
+    task = ClassificationTask(tokenizer, list(split.labels), max_length)
+    options.out.mkdir(parents=True, exist_ok=True)
+    results_path = options.out / "results.json"
+    previous = {}
+    if options.resume and results_path.exists():
+        previous = {m["name"]: m for m in json.loads(results_path.read_text())["methods"]
+                    if "error" not in m}
+    base_parameters = sum(p.numel() for p in task.load_base(model_path).parameters())
+    results = {
+        "dataset": {"name": split.name, "train_rows": len(train_rows),
+                    "eval_rows": len(eval_rows), "labels": list(split.labels),
+                    "rejected_rows": len(split.rejected),
+                    "rejected": [vars(r) for r in split.rejected[:100]]},
+        "base_model": {"name": options.model, "parameters": base_parameters},
+        "task": "classification", "budget": options.budget, "seed": options.seed,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "spadapt_version": __version__,
+        "machine": machine_info(), "methods": [],
+    }
+    for recipe in recipes:
+        if recipe.name in previous:
+            results["methods"].append(previous[recipe.name])
+            continue
+        try:
+            measured = run_method(recipe, task, train_rows, eval_rows, options, model_path,
+                                  budget["train"])
+        except (SpadaptError, RuntimeError, torch.OutOfMemoryError) as error:
+            measured = {"name": recipe.name, "description": recipe.description,
+                        "error": f"{type(error).__name__}: {error}"}
+        results["methods"].append(measured)
+        _write_json(results_path, results)
+    _write_json(results_path, results)
+    from .report import write_report
+
+    write_report(options.out, lang=options.lang)
+    return results

@@ -1,0 +1,77 @@
+"""Sequence classification: tokenized batches with labels, and accuracy / macro-F1 / confusion.
+
+The base is `AutoModelForSequenceClassification` with a new head over the task's labels
+(label names travel in `id2label`). Batches are padded per batch (dynamic padding) to at most
+`max_length` tokens. Metrics come from scikit-learn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ClassificationTask:
+    tokenizer: object  # a Hugging Face tokenizer
+    labels: list[str]  # label names; index = class id
+    max_length: int = 128  # tokens per example after truncation
+
+    name = "classification"
+    metric = "accuracy"  # the metric that selects the best checkpoint (higher is better)
+
+    def load_base(self, path: str) -> nn.Module:
+        from transformers import AutoModelForSequenceClassification
+        from transformers.utils import logging
+
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()  # "newly initialized head" is expected, not news
+        try:
+            return AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=len(self.labels), local_files_only=True,
+                id2label=dict(enumerate(self.labels)),
+                label2id={name: i for i, name in enumerate(self.labels)},
+            )
+        finally:
+            logging.set_verbosity(verbosity)
+
+    def collate(self, examples: Sequence) -> dict[str, torch.Tensor]:
+        encoded = self.tokenizer([e.text for e in examples], padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="pt")
+        batch = {k: v for k, v in encoded.items() if k in ("input_ids", "attention_mask",
+                                                            "token_type_ids")}
+        batch["labels"] = torch.tensor([e.label for e in examples], dtype=torch.long)
+        return batch
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, examples: Sequence, batch_size: int = 64
+                ) -> tuple[torch.Tensor, float]:
+        """(probabilities (N, labels), mean loss) in eval mode."""
+        was_training = model.training
+        model.eval()
+        probabilities, loss_sum = [], 0.0
+        for start in range(0, len(examples), batch_size):
+            batch = self.collate(examples[start : start + batch_size])
+            output = model(**batch)
+            loss_sum += float(output.loss) * len(batch["labels"])
+            probabilities.append(torch.softmax(output.logits.float(), dim=-1))
+        model.train(was_training)
+        return torch.cat(probabilities), loss_sum / max(1, len(examples))
+
+    def evaluate(self, model: nn.Module, examples: Sequence, batch_size: int = 64) -> dict:
+        from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+        probabilities, loss = self.predict(model, examples, batch_size)
+        predicted = probabilities.argmax(dim=-1).tolist()
+        truth = [e.label for e in examples]
+        label_ids = list(range(len(self.labels)))
+        return {
+            "loss": loss,
+            "accuracy": float(accuracy_score(truth, predicted)),
+            "macro_f1": float(f1_score(truth, predicted, average="macro", labels=label_ids,
+                                       zero_division=0)),
+            "confusion_matrix": confusion_matrix(truth, predicted, labels=label_ids).tolist(),
+        }

@@ -1,0 +1,178 @@
+"""The training loop: exact resume, gradient accumulation, early stopping, best-checkpoint
+selection, logs and checkpoint files, mask schedules, and a 2-process Accelerate run (gloo)
+that gives the same adapter as one process with the same global batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import spadapt
+from spadapt.masks import MaskedWeight, budget_total
+from spadapt.train import TrainConfig, train
+from train_fixtures import base_model, examples, task
+
+TRAIN, EVAL = examples(96), examples(32, seed=1)
+
+
+def _adapted(classification, **config):
+    values = {"bottleneck": 8, "density": 0.3, "scorer": "magnitude", **config}
+    return spadapt.attach(base_model(classification.tokenizer.vocab_size),
+                          spadapt.AdapterConfig(**values))
+
+
+def _config(**overrides) -> TrainConfig:
+    values = {"learning_rate": 1e-2, "epochs": 3, "batch_size": 16, "progress": False,
+              "early_stopping_patience": None, "checkpoint_every": 4, "log_tensorboard": True,
+              **overrides}
+    return TrainConfig(**values)
+
+
+def _adapter_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items() if ".adapters." in k}
+
+
+@pytest.fixture(scope="module")
+def classification():
+    return task()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_killed_run_resumes_to_the_same_result(classification, tmp_path) -> None:
+    whole = _adapted(classification)
+    expected = train(whole, classification, TRAIN, EVAL, _config(), out_dir=tmp_path / "whole")
+
+    def kill_at_step_10(step: int) -> None:
+        if step == 10:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(_adapted(classification), classification, TRAIN, EVAL, _config(),
+              out_dir=tmp_path / "killed", on_step=kill_at_step_10)
+    resumed_model = _adapted(classification)
+    resumed = train(resumed_model, classification, TRAIN, EVAL, _config(),
+                    out_dir=tmp_path / "killed", resume=True)
+    assert resumed.steps == expected.steps == 18
+    assert [r["step"] for r in resumed.history] == [r["step"] for r in expected.history]
+    for got, want in zip(resumed.history, expected.history, strict=True):
+        assert got["eval_loss"] == pytest.approx(want["eval_loss"], rel=1e-5)
+    a, b = _adapter_state(whole), _adapter_state(resumed_model)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key].float(), b[key].float(), rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoints_logs_and_no_pickle(classification, tmp_path) -> None:
+    train(_adapted(classification), classification, TRAIN, EVAL, _config(),
+          out_dir=tmp_path / "run")
+    run = tmp_path / "run"
+    files = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()}
+    assert "metrics.csv" in files
+    assert any(f.startswith("tensorboard/") for f in files)
+    for name in ("latest", "best"):
+        expected = {f"checkpoints/{name}/{file}" for file in
+                    ("model.safetensors", "optimizer.safetensors", "trainer_state.json")}
+        assert expected <= files
+    assert not [f for f in files if f.endswith((".pt", ".bin", ".pkl"))]
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    assert "eval_accuracy" in header and "train_loss" in header
+
+
+def test_gradient_accumulation_equals_the_larger_batch(classification) -> None:
+    one = _adapted(classification)
+    two = _adapted(classification)
+    train(one, classification, TRAIN, EVAL, _config(batch_size=16, epochs=1))
+    train(two, classification, TRAIN, EVAL, _config(batch_size=8, gradient_accumulation=2,
+                                                    epochs=1))
+    a, b = _adapter_state(one), _adapter_state(two)
+    for key in a:
+        torch.testing.assert_close(a[key].float(), b[key].float(), rtol=1e-4, atol=1e-5)
+
+
+def test_early_stopping_and_best_checkpoint(classification, tmp_path) -> None:
+    model = _adapted(classification)
+    result = train(model, classification, TRAIN, EVAL,
+                   _config(learning_rate=1e-9, epochs=6, early_stopping_patience=2),
+                   out_dir=tmp_path / "run")
+    assert len(result.history) == 3  # the first evaluation sets the best; two more don't beat it
+    best = max(r["eval_accuracy"] for r in result.history)
+    assert result.final_metrics["accuracy"] == pytest.approx(best)
+    assert result.best_step == result.history[0]["step"]
+
+
+def test_best_checkpoint_is_restored(classification, tmp_path) -> None:
+    model = _adapted(classification)
+    result = train(model, classification, TRAIN, EVAL, _config(epochs=4, evals_per_epoch=2),
+                   out_dir=tmp_path / "run")
+    scores = [r["eval_accuracy"] for r in result.history]
+    best_index = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    assert result.best_step == result.history[best_index]["step"]
+    assert result.final_metrics["loss"] == pytest.approx(result.history[best_index]["eval_loss"],
+                                                         rel=1e-5)
+
+
+@pytest.mark.parametrize("schedule", ["gradual", "movement", "learned"])
+def test_schedules_end_with_exact_masks(classification, schedule: str) -> None:
+    scorer = "magnitude" if schedule == "gradual" else "random"
+    model = _adapted(classification, schedule=schedule, scorer=scorer, prune_every=2)
+    train(model, classification, TRAIN, EVAL, _config(epochs=2))
+    weights = [m for _, a in model.adapter_modules("default") for m in a.modules()
+               if isinstance(m, MaskedWeight)]
+    sizes = {str(i): w.weight.numel() for i, w in enumerate(weights)}
+    assert sum(w.kept for w in weights) == budget_total(sizes, 0.3, "global")
+    assert all(torch.count_nonzero(w.weight[~w.mask]) == 0 for w in weights)
+    assert model.masks_final("default")
+
+
+def test_full_fine_tuning_and_peft_models_train(classification) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    full = base_model(classification.tokenizer.vocab_size)
+    before = full.bert.embeddings.word_embeddings.weight.clone()
+    result = train(full, classification, TRAIN, EVAL, _config(epochs=1))
+    assert not torch.equal(before, full.bert.embeddings.word_embeddings.weight)
+    assert result.peak_memory_bytes > 0 and result.step_seconds_median > 0
+    lora = get_peft_model(base_model(classification.tokenizer.vocab_size),
+                          LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query"]))
+    result = train(lora, classification, TRAIN, EVAL, _config(epochs=1))
+    assert result.steps == 6
+
+
+def test_two_process_accelerate_run_matches_one_process(tmp_path) -> None:
+    job = Path(__file__).parent / "jobs" / "two_process_train.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    runs = {}
+    for processes, batch in ((2, 8), (1, 16)):
+        out = tmp_path / f"p{processes}"
+        # accelerate 1.x runs `--cpu --num_processes 2` as ONE process unless MPI is set up;
+        # `--multi_gpu` starts torchrun workers, which the job's Accelerator(cpu=True) joins
+        # over gloo on a machine without GPUs.
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                   "--num_processes", str(processes), "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", str(job), str(out),
+                   str(batch)]
+        if processes == 1:
+            command.remove("--multi_gpu")
+        completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        assert (out / "steps.txt").read_text().split() == ["8", str(processes)]
+        runs[processes] = out / "adapter"
+    classification = task()
+    loaded = {p: spadapt.load_adapter(base_model(classification.tokenizer.vocab_size), path)
+              for p, path in runs.items()}
+    batch = classification.collate(EVAL)
+    batch.pop("labels")
+    with torch.no_grad():
+        two, one = (loaded[p].eval()(**batch).logits for p in (2, 1))
+    torch.testing.assert_close(two, one, rtol=1e-4, atol=1e-5)
+    with torch.no_grad(), loaded[1].disable_adapter():
+        assert not torch.allclose(one, loaded[1](**batch).logits)  # training changed something
