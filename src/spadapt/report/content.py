@@ -1,0 +1,113 @@
+"""What the report says, as plain unescaped text, shared by the Markdown and HTML renderers:
+the title, the results table, the data-quality section and the footer.
+
+Everything here is plain text; each renderer escapes it for its format. The summary
+sentences, which need emphasis inside them, live in summary.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import fmt
+from .i18n import strings
+from .results import Results
+from .summary import recommend
+
+REJECTED_SHOWN = 10  # rejected rows listed in the report (results.json keeps up to 100)
+
+
+@dataclass
+class Row:
+    name: str
+    description: str | None
+    recommended: bool
+    error: str | None  # a failed method: the cells are empty and the error is shown instead
+    cells: list[str]  # the columns after the method name
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[Row]
+    note: str
+
+
+@dataclass
+class DataQuality:
+    rows: str  # rows used for training and evaluation
+    rejected_count: str
+    rejected_intro: str | None  # the sentence before the rejected rows listed below
+    rejected: list[str]  # "file:line — reason"
+    labels: str
+
+
+def title(results: Results, lang: str) -> str:
+    return strings(lang)["title"].format(dataset=results.dataset_name,
+                                         model=results.base_model_name)
+
+
+def table(results: Results, lang: str) -> Table:
+    s = strings(lang)
+    rec = recommend(results)
+    header = [s[k] for k in ("col_method", "col_accuracy", "col_f1", "col_trainable",
+                             "col_nonzero", "col_size", "col_time", "col_step", "col_memory")]
+    rows = []
+    for m in results.methods:
+        cells = [] if not m.ok else [
+            fmt.percent(m.accuracy), fmt.percent(m.macro_f1), fmt.count(m.trainable_params),
+            fmt.count(m.nonzero_params), fmt.size(m.adapter_bytes),
+            fmt.duration(m.train_seconds, s), fmt.step(m.step_seconds_median, s),
+            fmt.size(m.peak_memory_bytes)]
+        rows.append(Row(name=m.name, description=m.description, recommended=m is rec,
+                        error=None if m.ok else s["failed"].format(error=m.error),
+                        cells=cells))
+    return Table(header=header, rows=rows, note=s["table_note"])
+
+
+def data_quality(results: Results, lang: str) -> DataQuality:
+    s = strings(lang)
+    intro = None
+    rejected = []
+    if results.rejected_rows == 0:
+        count = s["rejected_none"]
+    else:
+        count = s["rejected_count"].format(count=f"{results.rejected_rows:,}")
+        if results.rejected:
+            shown = results.rejected[:REJECTED_SHOWN]
+            intro = s["rejected_first"].format(shown=len(shown))
+            rejected = [f"{r.file}:{r.line if r.line is not None else '?'} — {r.reason}"
+                        for r in shown]
+        else:
+            intro = s["rejected_no_detail"]
+    if results.labels:
+        labels = s["labels"].format(count=len(results.labels), labels=", ".join(results.labels))
+    else:
+        labels = s["labels_none"].format(task=results.task)
+    rows = s["rows_used"].format(train=f"{results.train_rows:,}", eval=f"{results.eval_rows:,}")
+    return DataQuality(rows=rows, rejected_count=count, rejected_intro=intro,
+                       rejected=rejected, labels=labels)
+
+
+def footer(results: Results, lang: str) -> list[tuple[str, str]]:
+    s = strings(lang)
+    unknown = s["unknown"]
+    model = results.base_model_name
+    if results.base_model_parameters is not None:
+        params = s["params_of"].format(params=fmt.count(results.base_model_parameters))
+        model = f"{model} ({params})"
+    machine = unknown
+    if results.machine:
+        mc = results.machine
+        machine = s["machine"].format(cpu=mc.get("cpu") or unknown,
+                                      threads=mc.get("threads") or unknown,
+                                      gpu=mc.get("gpu") or s["no_gpu"],
+                                      torch=mc.get("torch") or unknown)
+
+    def value(v: object) -> str:
+        return unknown if v is None else str(v)
+
+    return [(s["f_base_model"], model), (s["f_task"], results.task),
+            (s["f_budget"], value(results.budget)), (s["f_seed"], value(results.seed)),
+            (s["f_machine"], machine), (s["f_version"], value(results.spadapt_version)),
+            (s["f_created"], value(results.created))]

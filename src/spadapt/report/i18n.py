@@ -1,0 +1,210 @@
+"""Every fixed string of the report, per language ("en", "ja"), in one table.
+
+`strings(lang)` returns the table for a language or raises `ReportError` listing the known
+ones. Strings are `str.format` templates; the placeholders are named. Text that comes from
+results.json (method names, labels, file names, errors) is never put here: the renderers
+escape it. Plot strings have an English twin so plots can fall back to English when no
+CJK font is installed (see plots.py).
+"""
+
+from __future__ import annotations
+
+from .results import ReportError
+
+LANGUAGES = ("en", "ja")
+
+_EN: dict[str, str] = {
+    "title": "PoC report: {dataset} on {model}",
+    "h_summary": "Summary",
+    "h_table": "Results",
+    "h_accuracy_plot": "Accuracy vs stored parameters",
+    "h_curves": "Training curves",
+    "h_confusion": "Confusion matrix of {name}",
+    "h_data": "Data quality",
+    "h_footer": "Run details",
+    # Summary sentences.
+    "pick_vs_full": "Pick {name}: {acc_vs_full}, stores {size} instead of {full_size} "
+                    "({ratio}), trains {speed}.",
+    "pick_full": "Pick {name}: no method that stores fewer parameters comes within 1 point "
+                 "of its accuracy ({acc}); it stores {size} and trains in {time}.",
+    "pick_plain": "Pick {name}: accuracy {acc} ({acc_vs_best}), stores {size} "
+                  "({nonzero} non-zero parameters), trains in {time}.",
+    "pick_none": "No method finished without error, so there is no recommendation.",
+    "acc_below_full": "{points} points below full fine-tuning",
+    "acc_above_full": "{points} points above full fine-tuning",
+    "acc_equal_full": "the same accuracy as full fine-tuning",
+    "acc_best": "the best accuracy",
+    "acc_below_best": "{points} points below the best, {best}",
+    "ratio_smaller": "1/{ratio}",
+    "ratio_larger": "{ratio}× larger",
+    "ratio_same": "about the same",
+    "faster": "{ratio}× faster",
+    "slower": "{ratio}× slower",
+    "as_fast": "about as fast",
+    "rule": "How we pick: among the methods that ran without error, the one that stores the "
+            "fewest non-zero parameters while staying within 1 point (0.01) of the best "
+            "accuracy.",
+    "vs_full_intro": "Accuracy given up against full fine-tuning ({acc}):",
+    "vs_full_item": "{name}: {delta}",
+    "delta_below": "{points} points lower",
+    "delta_above": "{points} points higher",
+    "delta_equal": "same",
+    "cost_intro": "What each method costs:",
+    "cost_item": "{name}: trains in {time} (median step {step}{throughput}), needs {memory} "
+                 "of peak memory and stores {size}.",
+    "throughput": ", {eps} examples/s",
+    "failed_item": "{name} failed: {error}",
+    # Table.
+    "col_method": "Method",
+    "col_accuracy": "Accuracy",
+    "col_f1": "Macro-F1",
+    "col_trainable": "Trainable params",
+    "col_nonzero": "Non-zero params",
+    "col_size": "Adapter size",
+    "col_time": "Train time",
+    "col_step": "Median step",
+    "col_memory": "Peak memory",
+    "recommended": "recommended",
+    "failed": "failed: {error}",
+    "table_note": "★ marks the recommended method. Sizes use 1 KB = 1000 bytes.",
+    # Plots and sections around them.
+    "curves_none": "No training history was recorded.",
+    "accuracy_none": "No method finished with stored parameters to plot.",
+    # Data quality.
+    "rows_used": "Rows used: {train} for training, {eval} for evaluation.",
+    "rejected_none": "No rows were rejected.",
+    "rejected_count": "Rejected rows: {count}.",
+    "rejected_first": "The first {shown} of them:",
+    "rejected_no_detail": "The details of the rejected rows were not recorded.",
+    "labels": "Labels ({count}): {labels}",
+    "labels_none": "Labels: none (task: {task}).",
+    # Footer.
+    "f_base_model": "Base model",
+    "f_task": "Task",
+    "f_budget": "Budget",
+    "f_seed": "Seed",
+    "f_machine": "Machine",
+    "f_version": "spadapt version",
+    "f_created": "Created",
+    "machine": "{cpu}, {threads} threads, GPU: {gpu}, torch {torch}",
+    "no_gpu": "none",
+    "unknown": "unknown",
+    "params_of": "{params} parameters",
+    # Units.
+    "u_seconds": "{s} s",
+    "u_minutes": "{m} min {s} s",
+    "u_hours": "{h} h {m} min",
+    "u_ms": "{ms} ms",
+    # Plot text (an English twin of each is used when no CJK font is installed).
+    "p_accuracy_title": "Accuracy vs non-zero (stored) parameters",
+    "p_nonzero_axis": "Non-zero parameters (log scale)",
+    "p_accuracy_axis": "Accuracy",
+    "p_loss_title": "Training loss",
+    "p_eval_title": "Eval accuracy",
+    "p_step_axis": "Step",
+    "p_loss_axis": "Train loss",
+    "p_confusion_title": "Confusion matrix: {name}",
+    "p_true_axis": "True label",
+    "p_pred_axis": "Predicted label",
+    "p_recommended": "recommended",
+}
+
+_JA: dict[str, str] = {
+    "title": "PoC レポート: {dataset}（ベースモデル {model}）",
+    "h_summary": "まとめ",
+    "h_table": "結果一覧",
+    "h_accuracy_plot": "精度と保存パラメータ数",
+    "h_curves": "学習曲線",
+    "h_confusion": "{name} の混同行列",
+    "h_data": "データ品質",
+    "h_footer": "実行環境",
+    "pick_vs_full": "おすすめは {name} です。精度はフルファインチューニング比 {acc_vs_full}、"
+                    "保存サイズは {full_size} ではなく {size}（{ratio}）、学習は {speed}。",
+    "pick_full": "おすすめは {name} です。保存パラメータがより少ない手法で、精度 {acc} から "
+                 "1 ポイント以内に入るものはありませんでした。保存サイズは {size}、学習時間は "
+                 "{time} です。",
+    "pick_plain": "おすすめは {name} です。精度 {acc}（{acc_vs_best}）、保存サイズ {size}"
+                  "（非ゼロパラメータ {nonzero} 個）、学習時間 {time}。",
+    "pick_none": "エラーなく完了した手法がないため、おすすめはありません。",
+    "acc_below_full": "−{points} ポイント",
+    "acc_above_full": "+{points} ポイント",
+    "acc_equal_full": "同等",
+    "acc_best": "最高精度",
+    "acc_below_best": "最高精度 {best} より {points} ポイント低い",
+    "ratio_smaller": "1/{ratio}",
+    "ratio_larger": "{ratio} 倍",
+    "ratio_same": "ほぼ同じ",
+    "faster": "{ratio} 倍速い",
+    "slower": "{ratio} 倍遅い",
+    "as_fast": "ほぼ同じ速さ",
+    "rule": "選び方: エラーなく完了した手法のうち、精度が最高値から 1 ポイント（0.01）以内で、"
+            "保存する非ゼロパラメータ数が最も少ないものを推奨します。",
+    "vs_full_intro": "フルファインチューニング（精度 {acc}）と比べた精度の差:",
+    "vs_full_item": "{name}: {delta}",
+    "delta_below": "{points} ポイント低い",
+    "delta_above": "{points} ポイント高い",
+    "delta_equal": "同じ",
+    "cost_intro": "各手法のコスト:",
+    "cost_item": "{name}: 学習時間 {time}（ステップ中央値 {step}{throughput}）、"
+                 "ピークメモリ {memory}、保存サイズ {size}。",
+    "throughput": "、毎秒 {eps} 件",
+    "failed_item": "{name} は失敗しました: {error}",
+    "col_method": "手法",
+    "col_accuracy": "精度",
+    "col_f1": "マクロ F1",
+    "col_trainable": "学習パラメータ数",
+    "col_nonzero": "非ゼロパラメータ数",
+    "col_size": "アダプタサイズ",
+    "col_time": "学習時間",
+    "col_step": "ステップ時間（中央値）",
+    "col_memory": "ピークメモリ",
+    "recommended": "推奨",
+    "failed": "失敗: {error}",
+    "table_note": "★ は推奨する手法です。サイズは 1 KB = 1000 バイトで表示しています。",
+    "curves_none": "学習履歴は記録されていません。",
+    "accuracy_none": "グラフに描ける手法（エラーなく完了し、保存パラメータを持つもの）が"
+                     "ありません。",
+    "rows_used": "使用した行数: 学習 {train} 行、評価 {eval} 行。",
+    "rejected_none": "除外された行はありません。",
+    "rejected_count": "除外された行: {count} 行。",
+    "rejected_first": "最初の {shown} 行:",
+    "rejected_no_detail": "除外された行の詳細は記録されていません。",
+    "labels": "ラベル（{count} 種類）: {labels}",
+    "labels_none": "ラベル: なし（タスク: {task}）。",
+    "f_base_model": "ベースモデル",
+    "f_task": "タスク",
+    "f_budget": "予算",
+    "f_seed": "シード",
+    "f_machine": "マシン",
+    "f_version": "spadapt バージョン",
+    "f_created": "作成日時",
+    "machine": "{cpu}、{threads} スレッド、GPU: {gpu}、torch {torch}",
+    "no_gpu": "なし",
+    "unknown": "不明",
+    "params_of": "パラメータ {params} 個",
+    "u_seconds": "{s} 秒",
+    "u_minutes": "{m} 分 {s} 秒",
+    "u_hours": "{h} 時間 {m} 分",
+    "u_ms": "{ms} ミリ秒",
+    "p_accuracy_title": "精度と非ゼロ（保存）パラメータ数",
+    "p_nonzero_axis": "非ゼロパラメータ数（対数目盛）",
+    "p_accuracy_axis": "精度",
+    "p_loss_title": "学習損失",
+    "p_eval_title": "評価精度",
+    "p_step_axis": "ステップ",
+    "p_loss_axis": "学習損失",
+    "p_confusion_title": "混同行列: {name}",
+    "p_true_axis": "正解ラベル",
+    "p_pred_axis": "予測ラベル",
+    "p_recommended": "推奨",
+}
+
+_TABLES = {"en": _EN, "ja": _JA}
+
+
+def strings(lang: str) -> dict[str, str]:
+    """The fixed strings of `lang`; `ReportError` listing the languages if it is unknown."""
+    if lang not in _TABLES:
+        raise ReportError(f"unknown report language {lang!r}; choose one of: "
+                          + ", ".join(f'"{code}"' for code in LANGUAGES))
+    return _TABLES[lang]

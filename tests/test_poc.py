@@ -1,0 +1,153 @@
+"""The PoC pipeline and the train / eval / predict / report commands, end to end on a tiny
+BERT saved as a local model folder and small CSV files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from spadapt.cli import app
+from train_fixtures import base_model, examples, task
+
+RESULT_FIELDS = {"name", "accuracy", "macro_f1", "base_params", "trainable_params",
+                 "nonzero_params", "adapter_bytes", "train_seconds", "step_seconds_median",
+                 "peak_memory_bytes", "adapter_dir"}
+METHODS = ["full", "lora", "adapter", "sparse", "large_sparse", "sparse_delta"]
+
+
+def _write_csv(path: Path, rows) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["review", "sentiment"])
+        for example in rows:
+            writer.writerow([example.text, ["negative", "positive"][example.label]])
+    return path
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("poc")
+    classification = task()
+    model_dir = root / "tiny-bert"
+    base_model(classification.tokenizer.vocab_size).save_pretrained(model_dir)
+    classification.tokenizer.save_pretrained(model_dir)
+    train_csv = _write_csv(root / "train.csv", examples(160))
+    eval_csv = _write_csv(root / "eval.csv", examples(40, seed=1))
+    return {"root": root, "model": str(model_dir), "train": str(train_csv),
+            "eval": str(eval_csv)}
+
+
+@pytest.fixture(scope="module")
+def poc_run(workspace):
+    out = workspace["root"] / "run"
+    result = CliRunner().invoke(app, [
+        "poc", "--data", workspace["train"], "--eval-data", workspace["eval"],
+        "--text-column", "review", "--label-column", "sentiment", "--model",
+        workspace["model"], "--methods", ",".join(METHODS), "--budget", "quick",
+        "--no-progress", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_poc_writes_results_adapters_and_report(poc_run) -> None:
+    out, output = poc_run
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"]["labels"] == ["negative", "positive"]
+    assert results["dataset"]["train_rows"] == 160 and results["dataset"]["eval_rows"] == 40
+    assert [m["name"] for m in results["methods"]] == METHODS
+    by_name = {m["name"]: m for m in results["methods"]}
+    for method in results["methods"]:
+        assert RESULT_FIELDS <= set(method), method.get("error")
+        assert (out / method["adapter_dir"]).is_dir()
+        assert method["nonzero_params"] <= method["trainable_params"]
+        assert method["peak_memory_bytes"] > 0 and method["step_seconds_median"] > 0
+        assert method["history"] and 0 <= method["accuracy"] <= 1
+    assert by_name["full"]["trainable_params"] == by_name["full"]["base_params"]
+    assert by_name["sparse"]["nonzero_params"] < by_name["adapter"]["nonzero_params"]
+    assert by_name["sparse"]["adapter_bytes"] < by_name["adapter"]["adapter_bytes"] \
+        < by_name["full"]["adapter_bytes"]
+    # 5x wider, same kept weights (checked exactly in test_api); biases grow with the width
+    assert by_name["large_sparse"]["trainable_params"] > 4 * by_name["sparse"]["trainable_params"]
+    for name in ("report.md", "report.html"):
+        text = (out / name).read_text()
+        assert all(method in text for method in METHODS)
+    assert "report.html" in output
+
+
+def test_eval_of_a_saved_adapter_reproduces_the_poc_accuracy(poc_run, workspace) -> None:
+    out, _ = poc_run
+    results = json.loads((out / "results.json").read_text())
+    sparse = next(m for m in results["methods"] if m["name"] == "sparse")
+    result = CliRunner().invoke(app, [
+        "eval", "--adapter", str(out / sparse["adapter_dir"]), "--data", workspace["eval"],
+        "--text-column", "review", "--label-column", "sentiment"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["rows"] == 40
+    assert metrics["accuracy"] == pytest.approx(sparse["accuracy"])
+    assert metrics["macro_f1"] == pytest.approx(sparse["macro_f1"])
+
+
+def test_predict_prints_labels_and_probabilities(poc_run) -> None:
+    out, _ = poc_run
+    result = CliRunner().invoke(app, ["predict", "--adapter", str(out / "adapter" / "adapter"),
+                                      "--text", "great superb film", "--text", "bad plot"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["text"] for r in rows] == ["great superb film", "bad plot"]
+    for row in rows:
+        assert row["label"] in ("negative", "positive")
+        assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_resume_keeps_finished_methods(poc_run, workspace) -> None:
+    out, _ = poc_run
+    before = json.loads((out / "results.json").read_text())
+    result = CliRunner().invoke(app, [
+        "poc", "--data", workspace["train"], "--eval-data", workspace["eval"],
+        "--text-column", "review", "--label-column", "sentiment", "--model",
+        workspace["model"], "--methods", "adapter,sparse", "--resume", "--no-progress",
+        "--lang", "ja", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    after = json.loads((out / "results.json").read_text())
+    assert after["methods"] == [m for m in before["methods"] if m["name"] in ("adapter", "sparse")]
+
+
+def test_train_command_with_overrides(workspace, tmp_path) -> None:
+    result = CliRunner().invoke(app, [
+        "train", "--config", "sparse", "--set", "train.epochs=1", "--set", "adapter.density=0.1",
+        "--set", "train.max_length=16", "--data", workspace["train"], "--text-column", "review",
+        "--label-column", "sentiment", "--model", workspace["model"], "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "sparse" / "adapter" / "adapter_config.json").read_text())
+    assert config["config"]["density"] == 0.1
+    assert config["base_model"] == workspace["model"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "nope.csv"], "nope.csv"),
+    (["--methods", "adapter,teleport"], "teleport"),
+    (["--budget", "huge"], "budget"),
+    (["--label-column", "stars"], "stars"),
+])
+def test_bad_poc_input_exits_2_with_a_clear_message(workspace, tmp_path, args, message) -> None:
+    base = ["poc", "--data", workspace["train"], "--text-column", "review", "--label-column",
+            "sentiment", "--model", workspace["model"], "--no-progress", "--out", str(tmp_path)]
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        if flag in base:
+            base[base.index(flag) + 1] = value
+        else:
+            base += [flag, value]
+    result = CliRunner().invoke(app, base)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_train_help_lists_recipe_fields() -> None:
+    result = CliRunner().invoke(app, ["train", "--help"])
+    assert result.exit_code == 0
+    assert "train.learning_rate" in result.output and "adapter.density" in result.output
