@@ -51,7 +51,7 @@ lint: venv
 	$(VENV)/bin/ruff check src tests
 
 demo: venv
-	$(VENV)/bin/spadapt demo --out runs/demo
+	$(VENV)/bin/spadapt poc --data builtin:rotten_tomatoes --budget quick --out runs/poc
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,13 +1,11 @@
-"""The `spadapt` command: inspect on good and corrupted adapters, exit codes, and the demo."""
+"""The `spadapt` command: inspect on good and corrupted adapters, exit codes, and the PoC on the
+real MiniLM."""
 
 from __future__ import annotations
 
-import inspect
 import json
-from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 import spadapt
@@ -27,18 +25,8 @@ def adapter_dir(tmp_path):
 def test_help_exits_0():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0, result.output
-    assert "demo" in result.output and "inspect" in result.output
-
-
-def test_demo_option_defaults_match_run_demo():
-    from spadapt.demo import run_demo
-
-    command = typer.main.get_command(app).commands["demo"]
-    options = {param.name: param.default for param in command.params}
-    expected = {name: param.default for name, param in
-                inspect.signature(run_demo).parameters.items() if name != "out_dir"}
-    assert {name: options[name] for name in expected} == expected
-    assert options["out"] == Path("runs/demo")
+    for command in ("poc", "train", "eval", "predict", "report", "inspect", "recipes"):
+        assert command in result.output
 
 
 def test_inspect_prints_config_nnz_files_and_base(adapter_dir):
@@ -72,45 +60,43 @@ def test_inspect_missing_dir_exits_2(tmp_path):
     assert "error: " in result.stderr and "nothing" in result.stderr
 
 
-def test_demo_bad_density_exits_2_before_loading(tmp_path):
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--density", "0"])
+def test_bad_recipe_override_exits_2_before_loading(tmp_path):
+    result = runner.invoke(app, ["train", "--config", "sparse", "--set", "adapter.density=0",
+                                 "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: density")
-    assert not (tmp_path / "summary.json").exists()
+    assert not any(tmp_path.iterdir())
 
 
 def test_internal_error_exits_1(monkeypatch, tmp_path):
-    import spadapt.demo
+    import spadapt.poc
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(spadapt.demo, "run_demo", broken)
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
+    monkeypatch.setattr(spadapt.poc, "run_poc", broken)
+    result = runner.invoke(app, ["poc", "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert isinstance(result.exception, RuntimeError)
 
 
 @pytest.mark.real
-def test_demo_on_minilm_writes_summary_and_adapter(tmp_path):
-    out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "--out", str(out), "--train-rows", "128",
-                                 "--eval-rows", "128", "--steps", "4", "--no-progress"])
+def test_poc_on_minilm_and_rotten_tomatoes(tmp_path):
+    """The main job on the real model and data, at the tiny "smoke" budget."""
+    out = tmp_path / "poc"
+    result = runner.invoke(app, ["poc", "--budget", "smoke", "--methods", "lora,sparse",
+                                 "--no-progress", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert f"report: {out / 'summary.json'}" in result.stdout
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["dataset"]["train_rows"] == 128 and summary["dataset"]["eval_rows"] == 128
-    assert summary["base_model"]["name"] == "builtin:minilm"
-    assert summary["config"]["density"] == 0.2 and summary["config"]["scorer"] == "snip"
-    for key in ("accuracy_majority", "accuracy_before", "accuracy_after"):
-        assert 0.0 <= summary[key] <= 1.0
-    assert summary["accuracy_reloaded"] == summary["accuracy_after"]
-    assert summary["train_seconds"] > 0 and summary["step_seconds_median"] > 0
-    report = summary["parameter_report"]
-    assert report["base"] == summary["base_model"]["parameters"] > 20_000_000
-    assert 0 < report["nonzero"] < report["trainable"] < report["base"]
-    adapter = out / "adapter"
-    assert adapter.is_dir() and summary["adapter_dir"] == str(adapter)
-    assert summary["adapter_files"] == {
-        p.name: p.stat().st_size for p in adapter.iterdir() if p.is_file()}
-    assert summary["adapter_files"]["adapter.safetensors"] == report["adapter_bytes"]
+    assert f"report: {out / 'report.html'}" in result.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"]["name"] == "builtin:rotten_tomatoes"
+    assert results["dataset"]["labels"] == ["rotten", "fresh"]
+    assert results["base_model"]["parameters"] > 20_000_000
+    sparse = results["methods"][1]
+    assert sparse["name"] == "sparse" and 0 < sparse["nonzero_params"] < 100_000
+    adapter = out / sparse["adapter_dir"]
+    assert (adapter / "adapter.safetensors").stat().st_size < 400_000
+    predicted = runner.invoke(app, ["predict", "--adapter", str(adapter), "--text",
+                                    "A warm, funny and beautifully acted film."])
+    assert predicted.exit_code == 0, predicted.output
+    assert json.loads(predicted.stdout)["label"] in ("rotten", "fresh")

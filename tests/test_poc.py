@@ -151,3 +151,35 @@ def test_train_help_lists_recipe_fields() -> None:
     result = CliRunner().invoke(app, ["train", "--help"])
     assert result.exit_code == 0
     assert "train.learning_rate" in result.output and "adapter.density" in result.output
+
+
+@pytest.mark.real
+def test_poc_on_prompt_response_data_with_a_tiny_llama(tmp_path) -> None:
+    """Causal-LM instruction tuning through the same pipeline (SmolLM2's tokenizer, tiny model)."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from spadapt.assets import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("builtin:smollm2"))
+    model_dir = tmp_path / "tiny-llama"
+    LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        eos_token_id=tokenizer.eos_token_id)).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    rows = [{"prompt": f"What is {a} plus {b}?", "response": str(a + b)}
+            for a in range(8) for b in range(5)]
+    data = tmp_path / "qa.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "poc", "--data", str(data), "--model", str(model_dir), "--methods",
+        "lora,sparse_delta,adapter", "--budget", "smoke", "--no-progress", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == "causal_lm" and results["dataset"]["labels"] == []
+    for method in results["methods"]:
+        assert "error" not in method, method.get("error")
+        assert method["perplexity"] > 1 and 0 <= method["exact_match"] <= 1
+        assert method["confusion_matrix"] is None
+    assert "sparse_delta" in (out / "report.html").read_text()

@@ -35,6 +35,9 @@ BUDGETS: dict[str, dict] = {
         "epochs": 3, "batch_size": 32, "max_length": 64, "early_stopping_patience": 1,
         "checkpoint_every": 100}},
     "recipe": {"train_rows": None, "eval_rows": None, "train": {}},  # `spadapt train`
+    "smoke": {"train_rows": 128, "eval_rows": 128, "train": {  # tests: seconds, not results
+        "epochs": 1, "max_steps": 4, "batch_size": 32, "max_length": 32,
+        "early_stopping_patience": None, "checkpoint_every": 0}},
 }
 
 
@@ -65,8 +68,8 @@ def _subset(examples: list, rows: int | None, seed: int) -> list:
         return list(examples)
     generator = torch.Generator().manual_seed(seed)
     by_label: dict[int, list] = {}
-    for example in examples:
-        by_label.setdefault(example.label, []).append(example)
+    for example in examples:  # prompt/response examples have no label: one group
+        by_label.setdefault(getattr(example, "label", 0), []).append(example)
     chosen = []
     for label in sorted(by_label):
         group = by_label[label]
@@ -105,7 +108,12 @@ def build_model(recipe: Recipe, base, labels: list[str], calibration: list[dict]
     if recipe.kind == "lora":
         from peft import LoraConfig, get_peft_model
 
-        return get_peft_model(base, LoraConfig(task_type="SEQ_CLS", **recipe.lora))
+        settings = dict(recipe.lora)
+        names = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
+        if not set(settings.get("target_modules") or []) & names:
+            settings["target_modules"] = "all-linear"  # the recipe's names are another family's
+        task_type = "SEQ_CLS" if labels else "CAUSAL_LM"
+        return get_peft_model(base, LoraConfig(task_type=task_type, **settings))
     from .model import attach
 
     config = recipe.adapter_config(labels=list(labels), seed=seed)
@@ -162,7 +170,8 @@ def run_method(recipe: Recipe, task, split_train: list, split_eval: list, option
         "wall_seconds": time.perf_counter() - started,
         "adapter_dir": str(saved.relative_to(options.out)),
         "learning_rate": config.learning_rate, "best_step": result.best_step,
-        "history": result.history, "confusion_matrix": final["confusion_matrix"],
+        "history": result.history, "confusion_matrix": final.get("confusion_matrix"),
+        **{k: final[k] for k in ("perplexity", "exact_match") if k in final},
     }
 
 
@@ -172,7 +181,7 @@ def run_poc(options: PocOptions) -> dict:
 
     from .assets import resolve_model
     from .data import load_dataset
-    from .tasks import ClassificationTask
+    from .tasks import CausalLMTask, ClassificationTask
 
     if options.budget not in BUDGETS:
         raise PocError(f"--budget must be one of {list(BUDGETS)}, got {options.budget!r}")
@@ -183,16 +192,16 @@ def run_poc(options: PocOptions) -> dict:
     split = load_dataset(options.data, options.eval_data, text_column=options.text_column,
                          label_column=options.label_column, skip_bad_rows=options.skip_bad_rows,
                          seed=options.seed)
-    if split.task != "classification":
-        raise PocError(f"{options.data} is a {split.task} dataset; `spadapt poc` compares "
-                       "methods on classification data (text + label columns)")
     budget = BUDGETS[options.budget]
     train_rows = _subset(split.train, budget["train_rows"], options.seed)
     eval_rows = _subset(split.eval, budget["eval_rows"], options.seed + 1)
     model_path = str(resolve_model(options.model))
     tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
     max_length = budget["train"].get("max_length", recipes[0].train_config().max_length)
-    task = ClassificationTask(tokenizer, list(split.labels), max_length)
+    if split.task == "causal_lm":  # instruction tuning: prompt + response, room for both
+        task = CausalLMTask(tokenizer, max_length=max(max_length, 128))
+    else:
+        task = ClassificationTask(tokenizer, list(split.labels), max_length)
     options.out.mkdir(parents=True, exist_ok=True)
     results_path = options.out / "results.json"
     previous = {}
@@ -206,7 +215,7 @@ def run_poc(options: PocOptions) -> dict:
                     "rejected_rows": len(split.rejected),
                     "rejected": [vars(r) for r in split.rejected[:100]]},
         "base_model": {"name": options.model, "parameters": base_parameters},
-        "task": "classification", "budget": options.budget, "seed": options.seed,
+        "task": split.task, "budget": options.budget, "seed": options.seed,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "spadapt_version": __version__,
         "machine": machine_info(), "methods": [],
     }

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .common import device_of, quiet_transformers
+
 
 @dataclass
 class ClassificationTask:
@@ -25,21 +27,13 @@ class ClassificationTask:
 
     def load_base(self, path: str) -> nn.Module:
         from transformers import AutoModelForSequenceClassification
-        from transformers.utils import logging
 
-        verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
-        logging.set_verbosity_error()  # "newly initialized head" is expected, not news
-        logging.disable_progress_bar()
-        try:
+        with quiet_transformers():  # "newly initialized head" is expected, not news
             return AutoModelForSequenceClassification.from_pretrained(
                 path, num_labels=len(self.labels), local_files_only=True,
                 id2label=dict(enumerate(self.labels)),
                 label2id={name: i for i, name in enumerate(self.labels)},
             )
-        finally:
-            logging.set_verbosity(verbosity)
-            if bars:
-                logging.enable_progress_bar()
 
     def collate(self, examples: Sequence) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer([e.text for e in examples], padding=True, truncation=True,
@@ -55,12 +49,13 @@ class ClassificationTask:
         """(probabilities (N, labels), mean loss) in eval mode."""
         was_training = model.training
         model.eval()
-        probabilities, loss_sum = [], 0.0
+        probabilities, loss_sum, device = [], 0.0, device_of(model)
         for start in range(0, len(examples), batch_size):
             batch = self.collate(examples[start : start + batch_size])
+            batch = {k: v.to(device) for k, v in batch.items()}
             output = model(**batch)
             loss_sum += float(output.loss) * len(batch["labels"])
-            probabilities.append(torch.softmax(output.logits.float(), dim=-1))
+            probabilities.append(torch.softmax(output.logits.float(), dim=-1).cpu())
         model.train(was_training)
         return torch.cat(probabilities), loss_sum / max(1, len(examples))
 

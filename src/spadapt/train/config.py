@@ -16,6 +16,7 @@ class TrainConfigError(SpadaptError):
 @dataclass
 class TrainConfig:
     learning_rate: float = 1e-3  # peak AdamW learning rate
+    head_learning_rate: float | None = None  # for a task head (classifier/score); None = same
     weight_decay: float = 0.01  # AdamW decoupled weight decay (pruned weights stay zero)
     epochs: int = 3  # passes over the training data
     max_steps: int | None = None  # cap on optimizer steps (None = epochs decide)
@@ -41,8 +42,10 @@ class TrainConfig:
                                        f"got {getattr(self, name)!r}")
         if self.max_steps is not None and self.max_steps < 1:
             raise TrainConfigError(f"max_steps must be >= 1 or None, got {self.max_steps}")
-        if not self.learning_rate > 0:
-            raise TrainConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("learning_rate", "head_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise TrainConfigError(f"{name} must be > 0, got {value}")
         if not 0 <= self.warmup_ratio < 1:
             raise TrainConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.checkpoint_every < 0:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -101,6 +102,20 @@ class _Logs:
             self.writer.close()
 
 
+_HEAD = re.compile(r"(?:^|\.)(?:classifier|score)\.")  # task heads in every layout we wrap
+
+
+def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """Trainable parameters, with task-head parameters in their own group when asked."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if config.head_learning_rate is None:
+        return [{"params": [p for _, p in trainable]}]
+    head = [p for n, p in trainable if _HEAD.search(n)]
+    body = [p for n, p in trainable if not _HEAD.search(n)]
+    groups = [{"params": body}] if body else []
+    return groups + ([{"params": head, "lr": config.head_learning_rate}] if head else [])
+
+
 def _epoch_order(size: int, seed: int, epoch: int) -> list[int]:
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(size, generator=generator).tolist()
@@ -120,8 +135,7 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     torch.manual_seed(config.seed)
     unwrapped = model
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate,
+    optimizer = torch.optim.AdamW(_parameter_groups(model, config), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     if isinstance(model, AdaptedModel):
         keep_pruned_at_zero(model, optimizer)
@@ -193,7 +207,8 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
             rows = [order[(start + j) % len(order)] for j in range(config.batch_size)]
             if micro * global_batch + accelerator.process_index * config.batch_size >= len(order):
                 rows = rows[:1]  # past the end: one wrapped row keeps every process in step
-            batch = task.collate([train_examples[i] for i in rows])
+            batch = {k: v.to(accelerator.device)
+                     for k, v in task.collate([train_examples[i] for i in rows]).items()}
             boundary = (micro + 1) % config.gradient_accumulation == 0 or \
                 micro + 1 == micro_per_epoch
             if micro % config.gradient_accumulation == 0:

@@ -7,6 +7,8 @@ grows) and `torch.cuda.max_memory_allocated` on GPU.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import resource
 import statistics
 import time
@@ -28,6 +30,16 @@ def _vm_hwm_bytes() -> int | None:
     return None
 
 
+def release_memory() -> None:
+    """Return freed memory to the OS (gc, then glibc's malloc_trim) so that the next peak
+    measurement starts from what is really in use, not from an earlier run's leftovers."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class PeakMemory:
     """Peak memory between `reset()` and `peak_bytes()`."""
 
@@ -36,6 +48,7 @@ class PeakMemory:
         self.resettable = False
 
     def reset(self) -> None:
+        release_memory()
         if self.cuda:
             torch.cuda.reset_peak_memory_stats()
             return
