@@ -10,16 +10,14 @@ was measured; a method that fails is recorded with its error and the others go o
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from . import __version__
+from . import __version__, atomic
 from .errors import SpadaptError
 from .recipe import Recipe, load_recipe
 
@@ -81,11 +79,7 @@ def _subset(examples: list, rows: int | None, seed: int) -> list:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False,
-                                         prefix=f".{path.name}.", suffix=".tmp")
-    with handle:
-        json.dump(data, handle, indent=2)
-    os.replace(handle.name, path)
+    atomic.write_file(path, json.dumps(data, indent=2).encode())
 
 
 def _directory_bytes(path: Path) -> int:

@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +31,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, atomic
 from .arch import head_modules
 from .codecs import CodecError, decode_positions, encode_positions
 from .config import AdapterConfig, ConfigError
@@ -180,29 +177,6 @@ def encoded_adapter_bytes(model, adapter_name: str) -> int:
     return len(safetensors.torch.save(tensors, metadata=metadata))
 
 
-# Atomic writes ----------------------------------------------------------------------------------
-def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _replace_directory(staging: Path, target: Path) -> None:
-    """Move the finished `staging` directory to `target`, replacing an old adapter there."""
-    if target.exists():
-        if not (target / MANIFEST_FILE).exists() or not target.is_dir():
-            raise AdapterFileError(
-                f"{target} exists and is not an adapter directory; refusing to overwrite it"
-            )
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, old / "adapter")
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)
-
-
 def save_adapter(model, path: str | Path, adapter_name: str, save_dtype: str | None = None,
                  base_model: str | None = None) -> Path:
     """Write `adapter_name` of an AdaptedModel to the directory `path` (atomically).
@@ -242,16 +216,13 @@ def save_adapter(model, path: str | Path, adapter_name: str, save_dtype: str | N
         "nnz": sum(e["nnz"] for e in entries.values()),
         "tensors": entries,
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        _write_file(staging / CONFIG_FILE, config_bytes)
-        _write_file(staging / WEIGHTS_FILE, weights)
-        _write_file(staging / MANIFEST_FILE, json.dumps(manifest, indent=2).encode())
-        _replace_directory(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    if target.exists() and not (target / MANIFEST_FILE).is_file():
+        raise AdapterFileError(
+            f"{target} exists and is not an adapter directory; refusing to overwrite it")
+    with atomic.directory(target) as staging:
+        atomic.write_file(staging / CONFIG_FILE, config_bytes)
+        atomic.write_file(staging / WEIGHTS_FILE, weights)
+        atomic.write_file(staging / MANIFEST_FILE, json.dumps(manifest, indent=2).encode())
     return target
 
 

@@ -15,11 +15,10 @@ Agg), markdown.py and html.py (the two renderers), i18n.py (strings), fmt.py (un
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from .. import atomic
 from . import html as _html
 from . import markdown as _markdown
 from .i18n import LANGUAGES, strings
@@ -75,16 +74,5 @@ def write_report(run_dir: Path, lang: str = "en") -> dict[str, Path]:
 
 
 def _write_atomic(path: Path, data: bytes) -> Path:
-    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_file(path, data)
     return path

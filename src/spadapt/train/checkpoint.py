@@ -9,15 +9,13 @@ param groups, scheduler state, torch RNG state). `latest` and `best` are two suc
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import safetensors.torch
 import torch
 from torch import nn
 
+from .. import atomic
 from ..errors import SpadaptError
 
 
@@ -76,9 +74,7 @@ def _optimizer_state(tensors: dict, meta: dict) -> dict:
 def save_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler, trainer_state: dict) -> None:
     """Write a checkpoint directory atomically (temp dir, then rename over the old one)."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    with atomic.directory(directory) as staging:
         safetensors.torch.save_file(trained_tensors(model), staging / "model.safetensors")
         opt_tensors, opt_meta = _optimizer_tensors(optimizer)
         safetensors.torch.save_file(opt_tensors, staging / "optimizer.safetensors")
@@ -86,16 +82,6 @@ def save_checkpoint(directory: Path, model: nn.Module, optimizer: torch.optim.Op
                  "scheduler": scheduler.state_dict() if scheduler is not None else None,
                  "torch_rng": torch.get_rng_state().tolist()}
         (staging / "trainer_state.json").write_text(json.dumps(state))
-        if directory.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
-            os.replace(directory, old / "checkpoint")
-            os.replace(staging, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def load_checkpoint(directory: Path, model: nn.Module, optimizer=None, scheduler=None) -> dict:

@@ -28,6 +28,7 @@ class TrainConfig:
     early_stopping_patience: int | None = 2  # evaluations without improvement before stopping
     evals_per_epoch: int = 1  # evaluations per epoch (the last one at the epoch's end)
     checkpoint_every: int = 50  # optimizer steps between checkpoints (0 = at evaluations only)
+    log_every: int = 8  # optimizer steps between train-loss rows in the history (0 = none)
     seed: int = 0  # seeds data order, dropout and initialisation
     progress: bool = True  # show a progress bar with loss and examples/s
     log_csv: bool = True  # write metrics.csv
@@ -48,8 +49,8 @@ class TrainConfig:
                 raise TrainConfigError(f"{name} must be > 0, got {value}")
         if not 0 <= self.warmup_ratio < 1:
             raise TrainConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.checkpoint_every < 0:
-            raise TrainConfigError("checkpoint_every must be >= 0")
+        if self.checkpoint_every < 0 or self.log_every < 0:
+            raise TrainConfigError("checkpoint_every and log_every must be >= 0")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

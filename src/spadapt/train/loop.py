@@ -34,7 +34,7 @@ from .meters import PeakMemory, StepTimer
 
 @dataclass
 class TrainResult:
-    history: list[dict]  # one row per evaluation: epoch, step, train_loss, eval_* metrics
+    history: list[dict]  # rows: epoch, step, train_loss, eval_* (None between evaluations)
     final_metrics: dict  # metrics of the returned model (best checkpoint, masks final)
     best_step: int | None  # step of the selected checkpoint (None = the last state)
     steps: int  # optimizer steps taken (this run and any resumed part)
@@ -176,14 +176,19 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
             save_checkpoint(checkpoints / name, unwrapped, optimizer.optimizer, scheduler, state)
         accelerator.wait_for_everyone()
 
-    def evaluate() -> None:
-        metrics = task.evaluate(unwrapped, eval_examples, config.eval_batch_size)
+    def record(metrics: dict | None) -> None:
+        """A history row: mean train loss since the last row, and eval metrics if any."""
         train_loss = state["loss_sum"] / state["loss_count"] if state["loss_count"] else None
         row = {"epoch": state["epoch"], "step": state["step"], "train_loss": train_loss,
-               **{f"eval_{k}": v for k, v in metrics.items() if k != "confusion_matrix"}}
+               "eval_loss": None, "eval_accuracy": None,
+               **{f"eval_{k}": v for k, v in (metrics or {}).items() if k != "confusion_matrix"}}
         state["history"].append(row)
         state["loss_sum"], state["loss_count"] = 0.0, 0
         logs.log(state["step"], row)
+
+    def evaluate() -> None:
+        metrics = task.evaluate(unwrapped, eval_examples, config.eval_batch_size)
+        record(metrics)
         score = metrics[task.metric]
         if _schedule_allows_selection(unwrapped, state["step"], total_steps):
             if state["best_metric"] is None or score > state["best_metric"]:
@@ -237,11 +242,16 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
                 progress.update(state["step"], float(loss.detach()),
                                 (state["seen_examples"] - started_examples) / max(train_seconds,
                                                                                   1e-9))
-                if config.checkpoint_every and state["step"] % config.checkpoint_every == 0:
+            evaluating = boundary and (micro in eval_points or state["step"] >= total_steps)
+            if boundary:
+                if not evaluating and config.log_every and state["step"] % config.log_every == 0:
+                    record(None)  # before the checkpoint, so that a resumed run has the row
+                periodic = config.checkpoint_every and state["step"] % config.checkpoint_every == 0
+                if periodic and not evaluating:  # an evaluation step checkpoints after it
                     checkpoint("latest")
                 if on_step is not None:
                     on_step(state["step"])
-            if boundary and (micro in eval_points or state["step"] >= total_steps):
+            if evaluating:
                 evaluate()
                 checkpoint("latest")
             if state["stopped"] or state["step"] >= total_steps:
