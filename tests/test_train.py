@@ -87,8 +87,14 @@ def test_checkpoints_logs_and_no_pickle(classification, tmp_path) -> None:
         assert expected <= files
     assert not [f for f in files if f.endswith((".pt", ".bin", ".pkl"))]
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
-    header = (run / "metrics.csv").read_text().splitlines()[0]
-    assert "eval_accuracy" in header and "train_loss" in header
+    import csv
+
+    with open(run / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["step", "epoch", "metric", "value"]
+    metrics = {r["metric"] for r in rows}
+    assert {"train_loss", "eval_loss", "eval_accuracy", "eval_macro_f1"} <= metrics
+    assert all(r["value"] not in ("", "None") for r in rows)
 
 
 def test_gradient_accumulation_equals_the_larger_batch(classification) -> None:

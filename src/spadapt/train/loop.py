@@ -84,15 +84,17 @@ class _Logs:
             self.writer = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
 
     def log(self, step: int, values: dict) -> None:
-        scalars = {k: v for k, v in values.items() if isinstance(v, int | float)}
+        """One row per number (long format: step, metric, value), so any metric fits."""
+        scalars = {k: v for k, v in values.items()
+                   if isinstance(v, int | float) and k not in ("step", "epoch")}
         if self.csv_path is not None:
             new = not self.csv_path.exists()
             with open(self.csv_path, "a", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=["step", *sorted(scalars)],
-                                        extrasaction="ignore")
+                writer = csv.writer(handle)
                 if new:
-                    writer.writeheader()
-                writer.writerow({"step": step, **scalars})
+                    writer.writerow(["step", "epoch", "metric", "value"])
+                for key, value in sorted(scalars.items()):
+                    writer.writerow([step, values.get("epoch", ""), key, value])
         if self.writer is not None:
             for key, value in scalars.items():
                 self.writer.add_scalar(key, value, step)
