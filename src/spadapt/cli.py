@@ -222,5 +222,10 @@ def recipes() -> None:
         typer.echo(f"{name:<13} {load_recipe(name).description}")
 
 
+from .cli_registry import registry_app  # noqa: E402  (imports no torch)
+
+app.add_typer(registry_app, name="registry")
+
+
 if __name__ == "__main__":
     app()
