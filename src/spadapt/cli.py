@@ -184,17 +184,25 @@ def evaluate(
 
 @app.command()
 def predict(
-    adapter: Path = typer.Option(..., help="Adapter directory."),
+    adapter: str = typer.Option(..., help="Adapter directory, or with --server the adapter's "
+                                "name on the server (NAME or NAME@V)."),
     text: list[str] = typer.Option(..., help="Text to classify (repeat for several)."),
     model: str | None = typer.Option(None, help="Base model (default: the one recorded in "
                                      "the adapter)."),
+    server: str | None = typer.Option(None, help="URL of a running `spadapt serve` "
+                                      "(e.g. http://127.0.0.1:8000) instead of a local model."),
+    api_key: str | None = typer.Option(None, envvar="SPADAPT_API_KEY",
+                                       help="Bearer token for --server."),
 ) -> None:
     """Predict labels (with probabilities) for texts; one JSON object per line."""
     with _exit_codes():
-        from .predict import load_classifier, predict_texts
+        from .predict import classify_remote, load_classifier, predict_texts
 
-        adapted, task = load_classifier(adapter, model)
-        rows = predict_texts(adapted, task, list(text))
+        if server is not None:
+            rows = classify_remote(server, adapter, list(text), api_key)
+        else:
+            adapted, task = load_classifier(Path(adapter), model)
+            rows = predict_texts(adapted, task, list(text))
     for row in rows:
         typer.echo(json.dumps(row, ensure_ascii=False))
 
@@ -223,8 +231,10 @@ def recipes() -> None:
 
 
 from .cli_registry import registry_app  # noqa: E402  (imports no torch)
+from .serve.cli import serve_command  # noqa: E402  (imports no torch or fastapi)
 
 app.add_typer(registry_app, name="registry")
+app.command("serve")(serve_command)
 
 
 if __name__ == "__main__":

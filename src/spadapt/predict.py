@@ -73,3 +73,29 @@ def evaluate_file(model, task, data: str, text_column: str, label_column: str,
         metrics = task.evaluate(model, examples)
     return {"data": data, "rows": len(examples), "rejected_rows": len(split.rejected),
             "labels": task.labels, **metrics}
+
+
+def classify_remote(server: str, adapter: str, texts: list[str],
+                    api_key: str | None = None, timeout: float = 60.0) -> list[dict]:
+    """The same rows as `predict_texts`, from a running `spadapt serve` (POST /v1/classify)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        server.rstrip("/") + "/v1/classify", method="POST",
+        data=json.dumps({"adapter": adapter, "texts": texts}).encode(),
+        headers={"Content-Type": "application/json",
+                 **({"Authorization": f"Bearer {api_key}"} if api_key else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode(errors="replace")
+        try:
+            detail = json.loads(detail)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        raise PredictError(f"{server} answered {error.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise PredictError(f"cannot reach {server}: {error}") from None
+    return [{"text": text, **result} for text, result in zip(texts, body["results"], strict=True)]

@@ -31,6 +31,7 @@ class ClassificationTask:
         with quiet_transformers():  # "newly initialized head" is expected, not news
             return AutoModelForSequenceClassification.from_pretrained(
                 path, num_labels=len(self.labels), local_files_only=True,
+                ignore_mismatched_sizes=True,  # a saved head of another width is replaced
                 id2label=dict(enumerate(self.labels)),
                 label2id={name: i for i, name in enumerate(self.labels)},
             )
