@@ -18,7 +18,7 @@ import torch
 from ..arch import ARCHITECTURES
 from ..methods import BASE_NAME
 from ..model import AdaptedModel
-from ..tasks.common import quiet_transformers
+from ..tasks.common import left_pad, quiet_transformers
 from .errors import ServeError
 
 CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
@@ -119,12 +119,8 @@ class BaseModel:
         (as `CausalLMTask.generate` cuts and decodes).
         """
         pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            input_ids[row, width - len(prompt):] = torch.tensor(prompt)
-            attention_mask[row, width - len(prompt):] = 1
+        input_ids, attention_mask = left_pad(prompts, pad)
+        width = input_ids.shape[1]
         with quiet_transformers():
             output = model.generate(input_ids=input_ids, attention_mask=attention_mask,
                                     max_new_tokens=max(max_tokens), do_sample=False,

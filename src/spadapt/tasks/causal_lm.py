@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .common import device_of, quiet_transformers
+from .common import device_of, left_pad, quiet_transformers
 
 IGNORE = -100  # label value that Hugging Face losses skip
 PLAIN_TEMPLATE = "Question: {prompt}\nAnswer: "  # used when the tokenizer has no chat template
@@ -139,12 +139,8 @@ class CausalLMTask:
         for start in range(0, len(prompts), batch_size):
             ids = [self._prompt_ids(p)[-(self.max_length - 1):]
                    for p in prompts[start : start + batch_size]]
-            width = max(len(i) for i in ids)
-            input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
-            attention_mask = torch.zeros((len(ids), width), dtype=torch.long)
-            for row, prompt in enumerate(ids):
-                input_ids[row, width - len(prompt):] = torch.tensor(prompt)
-                attention_mask[row, width - len(prompt):] = 1
+            input_ids, attention_mask = left_pad(ids, pad)
+            width = input_ids.shape[1]
             with quiet_transformers():  # no notes on the checkpoint's sampling settings
                 output = model.generate(input_ids=input_ids.to(device),
                                         attention_mask=attention_mask.to(device),

@@ -1,4 +1,5 @@
-"""Helpers shared by the tasks: quiet model loading and the device a model lives on."""
+"""Helpers shared by the tasks (and the server): quiet model loading, the device a model lives
+on, left padding for generation."""
 
 from __future__ import annotations
 
@@ -28,3 +29,14 @@ def quiet_transformers() -> Iterator[None]:
 def device_of(model: nn.Module) -> torch.device:
     parameter = next(model.parameters(), None)
     return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def left_pad(sequences: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask), both (rows, longest), sequences right-aligned for generate."""
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        input_ids[row, width - len(sequence):] = torch.tensor(sequence, dtype=torch.long)
+        attention_mask[row, width - len(sequence):] = 1
+    return input_ids, attention_mask
