@@ -52,7 +52,7 @@ _LAYER = r"(?:^|\.)layers?\.\d+\."  # "...layer.3." (BERT) or "...layers.3." (Ll
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
     "bert": ArchitectureSpec(
         name="BERT-like encoder",
-        model_types=("bert", "roberta", "xlm-roberta", "camembert", "electra", "mpnet"),
+        model_types=("bert", "roberta", "xlm-roberta", "camembert", "electra"),
         placements={
             "pfeiffer": (Site(_LAYER + r"output\.dense$", "after"),),
             "houlsby": (
