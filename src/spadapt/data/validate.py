@@ -8,6 +8,7 @@ A bad row (unparseable, empty or non-string text, missing or empty label) become
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from .errors import DataError
 from .files import Table, json_type
@@ -29,41 +30,43 @@ def require_columns(table: Table, columns: dict[str, str]) -> None:
                             f"{found}); name the {role} column with {COLUMN_FLAGS[role]} NAME")
 
 
+def _checked_rows(table: Table, checks: list[tuple[str, str, Callable]],
+                  build: Callable) -> tuple[list, list[RejectedRow]]:
+    """Records whose columns all pass their check become ``build(record)``; the others are
+    rejected with the first problem found. ``checks``: (role, column, check) in order."""
+    require_columns(table, {role: column for role, column, _ in checks})
+    good: list = []
+    rejected: list[RejectedRow] = []
+    for record in table.records:
+        problem = record.problem or next(
+            (found for _, column, check in checks
+             if (found := check(record.values.get(column), column))), None)
+        if problem:
+            rejected.append(RejectedRow(table.path, record.line, problem))
+        else:
+            good.append(build(record))
+    return good, rejected
+
+
 def labelled_rows(
     table: Table, text_column: str, label_column: str
 ) -> tuple[list[tuple[int, str, str]], list[RejectedRow]]:
     """``(rows, rejected)``: rows are ``(line, text, label name)``; labels are strings
     (numbers become their ``str``), stripped of surrounding whitespace."""
-    require_columns(table, {"text": text_column, "label": label_column})
-    rows: list[tuple[int, str, str]] = []
-    rejected: list[RejectedRow] = []
-    for record in table.records:
-        text, label = record.values.get(text_column), record.values.get(label_column)
-        problem = (record.problem or _text_problem(text, text_column)
-                   or _label_problem(label, label_column))
-        if problem:
-            rejected.append(RejectedRow(table.path, record.line, problem))
-        else:
-            rows.append((record.line, text, str(label).strip()))
-    return rows, rejected
+    return _checked_rows(
+        table, [("text", text_column, _text_problem), ("label", label_column, _label_problem)],
+        lambda r: (r.line, r.values[text_column], str(r.values[label_column]).strip()))
 
 
 def prompt_rows(
     table: Table, prompt_column: str, response_column: str
 ) -> tuple[list[PromptExample], list[RejectedRow]]:
     """``(examples, rejected)`` for a causal-LM file: both columns must hold non-empty text."""
-    require_columns(table, {"prompt": prompt_column, "response": response_column})
-    examples: list[PromptExample] = []
-    rejected: list[RejectedRow] = []
-    for record in table.records:
-        prompt, response = record.values.get(prompt_column), record.values.get(response_column)
-        problem = (record.problem or _text_problem(prompt, prompt_column)
-                   or _text_problem(response, response_column))
-        if problem:
-            rejected.append(RejectedRow(table.path, record.line, problem))
-        else:
-            examples.append(PromptExample(prompt=prompt, response=response))
-    return examples, rejected
+    return _checked_rows(
+        table, [("prompt", prompt_column, _text_problem),
+                ("response", response_column, _text_problem)],
+        lambda r: PromptExample(prompt=r.values[prompt_column],
+                                response=r.values[response_column]))
 
 
 def _text_problem(value: object, column: str) -> str | None:
