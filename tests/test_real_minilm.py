@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 
 import pytest
 import torch
 
 import spadapt
-from spadapt.codecs import information_bound_bits
 from spadapt.masks import keep_pruned_at_zero
-from spadapt.storage import MANIFEST_FILE, WEIGHTS_FILE
+from spadapt.storage import MANIFEST_FILE, WEIGHTS_FILE, information_bound_bytes
 
 pytestmark = pytest.mark.real
 
@@ -100,16 +98,6 @@ def test_sparse_delta_merge_unmerge_is_bit_exact(minilm, batches) -> None:
     assert all(torch.equal(restored[k], pristine[k]) for k in pristine)
 
 
-def _bound_bytes(manifest: dict, value_bytes: int) -> float:
-    total_bits = 0.0
-    for entry in manifest["tensors"].values():
-        size = math.prod(entry["shape"])
-        total_bits += entry["nnz"] * value_bytes * 8
-        if entry["encoding"] != "dense":
-            total_bits += information_bound_bits(size, entry["nnz"])
-    return total_bits / 8
-
-
 @pytest.fixture(scope="module")
 def shira_bytes_per_value(minilm, tmp_path_factory) -> float:
     from peft import ShiraConfig, get_peft_model
@@ -135,7 +123,7 @@ def test_file_is_near_the_information_bound_and_smaller_than_shira(
     path = model.save_adapter(tmp_path / "a")
     manifest = json.loads((path / MANIFEST_FILE).read_text())
     size = (path / WEIGHTS_FILE).stat().st_size
-    bound = _bound_bytes(manifest, value_bytes=4) + HEADER_ALLOWANCE_BYTES
+    bound = information_bound_bytes(manifest, value_bytes=4) + HEADER_ALLOWANCE_BYTES
     shira = shira_bytes_per_value * manifest["nnz"]
     print(f"{method} density={density}: {size} bytes, bound+allowance {bound:.0f} "
           f"(ratio {size / bound:.3f}), SHiRA at equal values {shira:.0f} "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from torch import nn
 
 from . import __version__, atomic
 from .arch import head_modules
-from .codecs import CodecError, decode_positions, encode_positions
+from .codecs import CodecError, decode_positions, encode_positions, information_bound_bits
 from .config import AdapterConfig, ConfigError
 from .errors import SpadaptError
 from .methods import StoredTensor
@@ -53,6 +54,17 @@ _IGNORED_CONFIG_KEYS = {  # config keys that do not change the base model's func
 
 class AdapterFileError(SpadaptError):
     """An adapter directory is missing, corrupted, hand-edited or for another base model."""
+
+
+def information_bound_bytes(manifest: dict, value_bytes: int) -> float:
+    """The least bytes any file could hold a manifest's adapter in: every kept value at
+    `value_bytes`, plus log2 C(size, nnz) bits for the positions of each sparse tensor."""
+    total_bits = 0.0
+    for entry in manifest["tensors"].values():
+        total_bits += entry["nnz"] * value_bytes * 8
+        if entry["encoding"] != "dense":
+            total_bits += information_bound_bits(math.prod(entry["shape"]), entry["nnz"])
+    return total_bits / 8
 
 
 # Fingerprints ---------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ positions; its forward adds the values into one weight-sized copy of W. Merge wr
 the base weight after saving the original values at the touched positions; unmerge writes those
 originals back, so the base returns bit-exactly (no subtraction).
 
+A batch whose rows go to different adapters runs each group of rows once, through its own
+adapter's W + Δ (rows routed to the base through W): one dense product over the batch in all,
+plus one weight copy per adapter, never a base pass over every row and a second pass per adapter.
+
 Positions are stored in the canonical (out_features, in_features) layout, also for GPT-2's
 `Conv1D` whose weight is (in, out).
 """
@@ -180,11 +184,19 @@ class SparseDeltaSite(SiteWrapper):
             return self.base_layer(x)
         if len(groups) == 1 and groups[0][1] is None:
             return self.adapters[groups[0][0]].linear(x, self.base_layer)
-        out = self.base_layer(x)
+        covered = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        parts = []
         for name, rows in groups:
-            routed = self.adapters[name].linear(x.index_select(0, rows), self.base_layer)
-            out = out.index_copy(0, rows, routed)
-        return out
+            covered[rows] = True
+            parts.append((rows, self.adapters[name].linear(x.index_select(0, rows),
+                                                           self.base_layer)))
+        base_rows = (~covered).nonzero().flatten()
+        if base_rows.numel():
+            parts.append((base_rows, self.base_layer(x.index_select(0, base_rows))))
+        # One concatenation and one gather back into row order (not a copy of the whole
+        # output per group).
+        order = torch.cat([rows for rows, _ in parts])
+        return torch.cat([part for _, part in parts]).index_select(0, order.argsort())
 
 
 def plan_sparse_delta(table: dict[str, list[tuple[str, nn.Module]]], model: nn.Module,

@@ -1,0 +1,32 @@
+"""`python -m benchmarks PART [options]`; `python -m benchmarks all` runs every part in turn."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+PARTS = ("step", "storage", "inference", "accuracy", "markdown")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    commands = parser.add_subparsers(dest="part", required=True)
+    modules = {}
+    for part in PARTS:
+        module = importlib.import_module(f"benchmarks.{part}")
+        modules[part] = module
+        module.add_arguments(commands.add_parser(part, help=module.__doc__.splitlines()[0]))
+    commands.add_parser("all", help="every part with its defaults, then BENCHMARKS.md")
+    args = parser.parse_args()
+    if args.part == "all":
+        for part in PARTS:
+            sub = argparse.ArgumentParser()
+            modules[part].add_arguments(sub)
+            print(f"== {part}", flush=True)
+            modules[part].main(sub.parse_args([]))
+        return
+    modules[args.part].main(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""Accuracy at an equal budget of trained non-zero values, and the SparseAdapter paper's claims.
+
+Matched budget: every method gets about `BUDGET_FRACTION` (0.5%) of the base's parameters as
+trained non-zero values (the 2- or 8-label head comes on top, the same for all): the
+hyper-parameter that sets each method's size (LoRA/SHiRA rank, adapter width, density) is
+solved for that count from the model's shapes, and the count actually built is recorded.
+Full fine-tuning is the reference. Claims (He et al. 2022, SparseAdapter), at the recipes'
+r=64: SNIP at density 0.6 ≥ dense adapter; random at density 0.2 within 1 point of dense;
+large-sparse ≥ dense at the same non-zeros.
+
+Every run: spadapt.train (AdamW, warm-up + linear decay), a fixed-seed stratified subset of
+`--train-rows` training rows, one pass (`--epochs`), batch 32 × 64 tokens, `--eval-rows`
+evaluation rows; learning rates are the builtin recipes' (SHiRA and Super-Tuning, which train
+values inside the base weights like sparse_delta, get sparse_delta's). Results go to
+benchmarks/results/accuracy.json after every run, so a long run shows progress and resumes.
+
+    python -m benchmarks accuracy [--datasets rotten_tomatoes,reuters_r8] [--seeds 0,1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from spadapt import AdaptedModel
+from spadapt.poc import _subset, build_model
+from spadapt.recipe import Recipe, load_recipe
+
+from .common import RESULTS_DIR, write_result
+from .competitors import linear_targets_regex
+
+BUDGET_FRACTION = 0.005  # trained non-zero values as a fraction of the base's parameters
+SEQUENCE_LENGTH = 64
+
+
+@dataclass
+class Entry:
+    name: str  # result key
+    group: str  # "matched" (equal budget) or "claims" (the paper's settings)
+    description: str  # one line for the tables
+    build: Callable[[nn.Module, list[str], list[dict], int], nn.Module]  # base, labels, calib, seed
+    learning_rate: float  # AdamW peak learning rate of the method's recipe
+    head_learning_rate: float | None = None  # the recipe's head learning rate
+
+
+def _linear_layers(base: nn.Module) -> list[nn.Linear]:
+    pattern = re.compile(linear_targets_regex(base))
+    return [m for n, m in base.named_modules() if pattern.fullmatch(n)]
+
+
+def _lora_layers(base: nn.Module, names: tuple[str, ...]) -> list[nn.Linear]:
+    return [m for n, m in base.named_modules()
+            if isinstance(m, nn.Linear) and n.rsplit(".", 1)[-1] in names]
+
+
+def _adapter_sites(base: nn.Module) -> tuple[int, int]:
+    """(number of Pfeiffer adapter sites = layers, hidden size)."""
+    return base.config.num_hidden_layers, base.config.hidden_size
+
+
+def _spadapt(adapter: dict, recipe: str) -> Callable:
+    def build(base, labels, calibration, seed):
+        template = load_recipe(recipe)
+        custom = Recipe(template.name, template.description, "spadapt", adapter=adapter,
+                        train=template.train)
+        return build_model(custom, base, labels, calibration, seed)
+    return build
+
+
+def _peft(kind: str, **settings) -> Callable:
+    def build(base, labels, calibration, seed):
+        import peft
+
+        torch.manual_seed(seed)
+        config_class = {"lora": peft.LoraConfig, "shira": peft.ShiraConfig,
+                        "supertuning": peft.SupertuningConfig}[kind]
+        extra = {"random_seed": seed} if kind == "shira" else {}
+        return peft.get_peft_model(base, config_class(task_type="SEQ_CLS", **settings, **extra))
+    return build
+
+
+def _full(base, labels, calibration, seed):
+    torch.manual_seed(seed)
+    for parameter in base.parameters():
+        parameter.requires_grad_(True)
+    return base
+
+
+def entries(base: nn.Module) -> list[Entry]:
+    """Every method of the benchmark, sized for `base`."""
+    budget = BUDGET_FRACTION * sum(p.numel() for p in base.parameters())
+    linears = _linear_layers(base)
+    linear_weights = sum(m.weight.numel() for m in linears)
+    density = budget / linear_weights
+    shira_r = max(1, round(budget / sum(m.in_features + m.out_features for m in linears)))
+    lora_names = ("query", "key", "value", "dense")
+    lora_r = max(1, round(budget / sum(m.in_features + m.out_features
+                                       for m in _lora_layers(base, lora_names))))
+    sites, hidden = _adapter_sites(base)
+    adapter_r = max(1, round((budget / sites - hidden) / (2 * hidden + 1)))
+    sparse_r = max(1, round(budget / (0.2 * 2 * hidden * sites)))
+    targets = linear_targets_regex(base)
+    pfeiffer = {"method": "bottleneck", "placement": "pfeiffer"}
+    lr = {name: load_recipe(name).train for name in
+          ("full", "lora", "adapter", "sparse", "large_sparse", "l0", "sparse_delta")}
+
+    def rates(recipe: str) -> dict:
+        return {"learning_rate": lr[recipe]["learning_rate"],
+                "head_learning_rate": lr[recipe].get("head_learning_rate")}
+
+    return [
+        Entry("full", "matched", "full fine-tuning (all weights)", _full, **rates("full")),
+        Entry("lora", "matched", f"PEFT LoRA r={lora_r} (query/key/value/dense)",
+              _peft("lora", r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.1,
+                    target_modules=list(lora_names)), **rates("lora")),
+        Entry("shira", "matched", f"PEFT SHiRA r={shira_r} (all linear layers)",
+              _peft("shira", r=shira_r, target_modules=targets), **rates("sparse_delta")),
+        Entry("supertuning", "matched",
+              f"PEFT Super-Tuning (all linear layers, density {density:.4f})",
+              _peft("supertuning", sparsity=1 - density, target_modules=targets),
+              **rates("sparse_delta")),
+        Entry("adapter", "matched", f"spadapt dense adapter r={adapter_r}",
+              _spadapt({**pfeiffer, "bottleneck": adapter_r, "density": 1.0}, "adapter"),
+              **rates("adapter")),
+        Entry("sparse", "matched", f"spadapt sparse adapter r={sparse_r}, SNIP, density 0.2",
+              _spadapt({**pfeiffer, "bottleneck": sparse_r, "density": 0.2, "scorer": "snip"},
+                       "sparse"), **rates("sparse")),
+        Entry("large_sparse", "matched",
+              f"spadapt large-sparse r={adapter_r}→{round(adapter_r / 0.2)}, SNIP, density 0.2",
+              _spadapt({**pfeiffer, "bottleneck": adapter_r, "density": 0.2, "scorer": "snip",
+                        "large_sparse": True}, "large_sparse"), **rates("large_sparse")),
+        Entry("l0", "matched", f"spadapt learned mask (L0) r={sparse_r}, density 0.2",
+              _spadapt({**pfeiffer, "bottleneck": sparse_r, "density": 0.2,
+                        "schedule": "learned"}, "l0"), **rates("l0")),
+        Entry("sparse_delta", "matched",
+              f"spadapt sparse_delta (all linear layers, density {density:.4f})",
+              _spadapt({"method": "sparse_delta", "density": density, "scorer": "magnitude"},
+                       "sparse_delta"), **rates("sparse_delta")),
+        Entry("claim_dense_r64", "claims", "dense adapter r=64",
+              _spadapt({**pfeiffer, "bottleneck": 64, "density": 1.0}, "adapter"),
+              **rates("adapter")),
+        Entry("claim_snip_0.6", "claims", "SNIP at init, density 0.6, r=64",
+              _spadapt({**pfeiffer, "bottleneck": 64, "density": 0.6, "scorer": "snip"},
+                       "sparse"), **rates("sparse")),
+        Entry("claim_random_0.2", "claims", "random at init, density 0.2, r=64",
+              _spadapt({**pfeiffer, "bottleneck": 64, "density": 0.2, "scorer": "random"},
+                       "sparse"), **rates("sparse")),
+        Entry("claim_large_sparse", "claims", "large-sparse r=64→320, SNIP, density 0.2",
+              _spadapt({**pfeiffer, "bottleneck": 64, "density": 0.2, "scorer": "snip",
+                        "large_sparse": True}, "large_sparse"), **rates("large_sparse")),
+    ]
+
+
+def nonzero_values(model: nn.Module) -> int:
+    """Trained non-zero values the method stores (head included)."""
+    if isinstance(model, AdaptedModel):
+        return model.parameter_report()["nonzero"]
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def run_one(entry: Entry, dataset: str, seed: int, options: argparse.Namespace) -> dict:
+    from transformers import AutoTokenizer
+
+    from spadapt.assets import resolve_model
+    from spadapt.data import load_dataset
+    from spadapt.tasks import ClassificationTask
+    from spadapt.train import TrainConfig, train
+
+    split = load_dataset(f"builtin:{dataset}", seed=seed)
+    train_rows = _subset(split.train, options.train_rows, seed)
+    eval_rows = _subset(split.eval, options.eval_rows, seed + 1)
+    path = str(resolve_model("builtin:minilm"))
+    task = ClassificationTask(AutoTokenizer.from_pretrained(path, local_files_only=True),
+                              list(split.labels), SEQUENCE_LENGTH)
+    calibration = [task.collate(train_rows[i * 32 : (i + 1) * 32]) for i in range(2)]
+    model = entry.build(task.load_base(path), list(split.labels), calibration, seed)
+    config = TrainConfig(learning_rate=entry.learning_rate,
+                         head_learning_rate=entry.head_learning_rate, epochs=options.epochs,
+                         batch_size=32, max_length=SEQUENCE_LENGTH, seed=seed,
+                         early_stopping_patience=None, checkpoint_every=0, progress=False,
+                         log_csv=False, log_tensorboard=False)
+    started = time.perf_counter()
+    result = train(model, task, train_rows, eval_rows, config)
+    return {"accuracy": result.final_metrics["accuracy"],
+            "macro_f1": result.final_metrics["macro_f1"], "nonzero_values": nonzero_values(model),
+            "steps": result.steps, "seconds": time.perf_counter() - started}
+
+
+def summarize(runs: dict) -> dict:
+    """Per dataset and method: mean ± std of accuracy over seeds, and the claims' verdicts."""
+    summary: dict = {}
+    for key, run in runs.items():
+        dataset, name, _ = key.split("/")
+        summary.setdefault(dataset, {}).setdefault(name, []).append(run["accuracy"])
+    table = {}
+    for dataset, methods in summary.items():
+        table[dataset] = {name: {"mean": statistics.mean(values),
+                                 "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                                 "seeds": len(values)}
+                          for name, values in methods.items()}
+    return table
+
+
+def run(options: argparse.Namespace) -> dict:
+    path = RESULTS_DIR / f"{options.name}.json"
+    previous = json.loads(path.read_text()) if path.exists() and options.resume else {}
+    runs = previous.get("runs", {})
+    datasets = [d for d in options.datasets.split(",") if d]
+    seeds = [int(s) for s in options.seeds.split(",") if s]
+    from .common import load_base
+
+    chosen = entries(load_base(rows=64).model)
+    if options.methods:
+        wanted = options.methods.split(",")
+        chosen = [e for e in chosen if e.name in wanted]
+    settings = {"train_rows": options.train_rows, "eval_rows": options.eval_rows,
+                "epochs": options.epochs, "batch_size": 32, "sequence_length": SEQUENCE_LENGTH,
+                "budget_fraction": BUDGET_FRACTION,
+                "methods": {e.name: {"group": e.group, "description": e.description,
+                                     "learning_rate": e.learning_rate,
+                                     "head_learning_rate": e.head_learning_rate}
+                            for e in chosen}}
+    for seed in seeds:
+        for dataset in datasets:
+            for entry in chosen:
+                key = f"{dataset}/{entry.name}/{seed}"
+                if key in runs:
+                    continue
+                runs[key] = run_one(entry, dataset, seed, options)
+                print(f"{key}: {runs[key]['accuracy']:.4f} "
+                      f"({runs[key]['nonzero_values']} values, {runs[key]['seconds']:.0f} s)",
+                      flush=True)
+                write_result(options.name, {"settings": settings, "runs": runs,
+                                          "summary": summarize(runs)})
+    payload = {"settings": settings, "runs": runs, "summary": summarize(runs)}
+    write_result(options.name, payload)
+    return payload
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--datasets", default="rotten_tomatoes,reuters_r8")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--methods", default="", help="comma-separated subset (default: all)")
+    parser.add_argument("--train-rows", type=int, default=2048)
+    parser.add_argument("--eval-rows", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--name", default="accuracy", help="result file name (no .json)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs already in benchmarks/results/accuracy.json")
+
+
+def main(args: argparse.Namespace) -> dict:
+    return run(args)

@@ -1,0 +1,163 @@
+"""The methods the benchmarks compare, each built on a fresh MiniLM with one training step.
+
+`COMPETITORS` maps a short name to a builder. Every competitor trains the same way: AdamW over
+its trainable parameters (the classification head included), loss + the method's regulariser,
+backward, optimizer step, zero grad; spadapt methods also keep pruned weights at zero and step
+their mask schedule, as `spadapt.train` does.
+
+- floor: the frozen-base floor. Nothing trainable but the head, yet the backward pass runs
+  through the whole frozen model to its input embeddings: what every adapter that sits in the
+  first layer must pay at least, so nothing sparse can be cheaper.
+- full, lora (PEFT LoRA r=8 on query/key/value/dense, as the `lora` recipe), shira (PEFT SHiRA,
+  random support), supertuning (PEFT Super-Tuning, magnitude support), both on the same linear
+  layers and at about the trained values of `sparse_delta`.
+- adapter, sparse, large_sparse, l0, sparse_delta: spadapt's builtin recipes.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from spadapt import AdaptedModel
+from spadapt.arch import architecture_of
+from spadapt.masks.optim import keep_pruned_at_zero
+from spadapt.poc import build_model
+from spadapt.recipe import load_recipe
+
+# Steps the L0 schedule is told it has: long enough that benchmarks stay in its learning phase.
+SCHEDULE_STEPS = 10_000
+SPARSE_DELTA_DENSITY = 0.01  # the sparse_delta recipe's density; SHiRA/Super-Tuning match it
+
+
+@dataclass
+class Trainee:
+    name: str  # competitor name
+    model: nn.Module  # the model being trained
+    optimizer: torch.optim.Optimizer  # AdamW over the trainable parameters
+    steps: int = 0  # optimizer steps taken
+
+    def step(self, batch: dict[str, torch.Tensor]) -> float:
+        """One training step on `batch`; returns the loss."""
+        model = self.model
+        loss = model(**batch).loss
+        total = loss
+        if isinstance(model, AdaptedModel):
+            regularization = model.regularization_loss()
+            if regularization is not None:
+                total = loss + regularization
+        total.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.steps += 1
+        if isinstance(model, AdaptedModel):
+            model.step_schedule(self.steps, SCHEDULE_STEPS)
+        return float(loss.detach())
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+
+def linear_targets_regex(base: nn.Module) -> str:
+    """The regex of the linear layers spadapt's sparse_delta adapts (all attention + FFN),
+    written for PEFT, which full-matches a string pattern against the module name."""
+    return ".*" + architecture_of(base).linear_targets
+
+
+def _freeze_except_head(base: nn.Module) -> None:
+    heads = architecture_of(base).heads
+    for name, parameter in base.named_parameters():
+        parameter.requires_grad_(name.split(".")[0] in heads)
+
+
+def build_floor(base: nn.Module, calibration: list[dict]) -> nn.Module:
+    """Frozen base + trainable head, with gradients carried back to the input embeddings."""
+    _freeze_except_head(base)
+    base.get_input_embeddings().register_forward_hook(
+        lambda module, args, output: output.requires_grad_(True))
+    return base
+
+
+def build_full(base: nn.Module, calibration: list[dict]) -> nn.Module:
+    for parameter in base.parameters():
+        parameter.requires_grad_(True)
+    return base
+
+
+def build_lora(base: nn.Module, calibration: list[dict]) -> nn.Module:
+    return build_model(load_recipe("lora"), base, _labels(base), calibration, seed=0)
+
+
+def shira_rank(base: nn.Module, density: float = SPARSE_DELTA_DENSITY) -> int:
+    """SHiRA's r (r·(in+out) values per layer) closest to `density` of the target weights."""
+    import re
+
+    pattern = re.compile(linear_targets_regex(base))
+    layers = [m for n, m in base.named_modules() if pattern.search(n)]
+    target = density * sum(m.weight.numel() for m in layers)
+    per_rank = sum(m.in_features + m.out_features for m in layers)
+    return max(1, round(target / per_rank))
+
+
+def build_shira(base: nn.Module, calibration: list[dict]) -> nn.Module:
+    from peft import ShiraConfig, get_peft_model
+
+    config = ShiraConfig(task_type="SEQ_CLS", r=shira_rank(base), random_seed=0,
+                         target_modules=linear_targets_regex(base))
+    return get_peft_model(base, config)
+
+
+def build_supertuning(base: nn.Module, calibration: list[dict]) -> nn.Module:
+    from peft import SupertuningConfig, get_peft_model
+
+    config = SupertuningConfig(task_type="SEQ_CLS", sparsity=1 - SPARSE_DELTA_DENSITY,
+                               target_modules=linear_targets_regex(base))
+    return get_peft_model(base, config)
+
+
+def _labels(base: nn.Module) -> list[str]:
+    return [base.config.id2label[i] for i in range(base.config.num_labels)]
+
+
+def _recipe_builder(recipe: str) -> Callable[[nn.Module, list[dict]], nn.Module]:
+    def build(base: nn.Module, calibration: list[dict]) -> nn.Module:
+        return build_model(load_recipe(recipe), base, _labels(base), calibration, seed=0)
+
+    build.__name__ = f"build_{recipe}"
+    return build
+
+
+# name -> (description, builder(base, calibration batches) -> model to train)
+COMPETITORS: dict[str, tuple[str, Callable[[nn.Module, list[dict]], nn.Module]]] = {
+    "floor": ("frozen-base floor (head only, backward to the inputs)", build_floor),
+    "full": ("full fine-tuning", build_full),
+    "lora": ("PEFT LoRA r=8 (query/key/value/dense)", build_lora),
+    "shira": ("PEFT SHiRA (all linear layers, ~1% values)", build_shira),
+    "supertuning": ("PEFT Super-Tuning (all linear layers, 1%)", build_supertuning),
+    "adapter": ("spadapt dense adapter (Pfeiffer r=64)", _recipe_builder("adapter")),
+    "sparse": ("spadapt sparse adapter (r=64, SNIP, density 0.2)", _recipe_builder("sparse")),
+    "large_sparse": ("spadapt large-sparse (r=320, SNIP, density 0.2)",
+                     _recipe_builder("large_sparse")),
+    "l0": ("spadapt learned mask (L0 gates, r=64)", _recipe_builder("l0")),
+    "sparse_delta": ("spadapt sparse_delta (density 0.01, all linear layers)",
+                     _recipe_builder("sparse_delta")),
+}
+
+
+def make_trainee(name: str, base: nn.Module, calibration: list[dict],
+                 learning_rate: float = 1e-3) -> Trainee:
+    """Competitor `name` built on a copy of `base`, with its optimizer."""
+    if name not in COMPETITORS:
+        raise KeyError(f"unknown competitor {name!r}; known: {list(COMPETITORS)}")
+    torch.manual_seed(0)
+    model = COMPETITORS[name][1](copy.deepcopy(base), calibration)
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=learning_rate)
+    if isinstance(model, AdaptedModel):
+        keep_pruned_at_zero(model, optimizer)
+    return Trainee(name, model, optimizer)

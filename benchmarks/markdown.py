@@ -1,0 +1,289 @@
+"""Regenerates BENCHMARKS.md from benchmarks/results/*.json (tables, target verdicts, plots).
+
+Only the part between the `<!-- generated:begin -->` and `<!-- generated:end -->` markers is
+rewritten; the hand-written text around it (analysis, the serving load test) is kept. Each
+section appears when its result file exists. Plots are PNG files beside the results.
+
+    python -m benchmarks markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from spadapt import atomic
+
+from .common import RESULTS_DIR
+
+PAGE = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _mb(value: float) -> str:
+    return f"{value / 1e6:.2f} MB" if value >= 1e6 else f"{value / 1e3:.1f} KB"
+
+
+def _range(summary: dict, digits: int = 3, unit: str = "") -> str:
+    return (f"{summary['median']:.{digits}f}{unit} "
+            f"({summary['min']:.{digits}f}–{summary['max']:.{digits}f})")
+
+
+def _verdict(value: float, limit: float, higher_is_better: bool = False) -> str:
+    met = value >= limit if higher_is_better else value <= limit
+    return "**met**" if met else "**missed**"
+
+
+def _machine(result: dict) -> str:
+    m = result["machine"]
+    return (f"{m['cpu']}, {m['torch_threads']} torch threads, torch {m['torch']}, "
+            f"transformers {m['transformers']}, peft {m['peft']}, Python {m['python']}, "
+            f"{m['date']}; `{result['command']}`")
+
+
+def _bar_plot(path: Path, labels: list[str], values: list[float], xlabel: str,
+              line: float | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 0.35 * len(labels) + 1.2))
+    axes.barh(labels[::-1], values[::-1], color="#4c78a8")
+    if line is not None:
+        axes.axvline(line, color="#e45756", linestyle="--", linewidth=1)
+    axes.set_xlabel(xlabel)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def step_section(result: dict) -> list[str]:
+    competitors = result["competitors"]
+    lines = ["## Training step time and peak memory", "",
+             f"Batch {result['batch_size']} × {result['sequence_length']} tokens, AdamW, "
+             f"{result['rounds']} interleaved rounds of {result['warmup_steps']} warm-up + "
+             f"{result['timed_steps_per_round']} timed steps; median (min–max) over rounds; "
+             "ratios round by round. Memory: a fresh process per method, peak resident set over "
+             f"{result['memory_steps']} steps; working set = peak − resident before the first "
+             f"step. {_machine(result)}.", "",
+             "| method | trainable | step s | × floor | × LoRA | peak RSS | × floor "
+             "| working set | × floor |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, entry in competitors.items():
+        memory = entry["memory"]
+        lines.append(
+            f"| {name}: {entry['description']} | {entry['trainable_parameters']:,} "
+            f"| {_range(entry['step_seconds'])} | {_range(entry['ratio_to_floor'], 2)} "
+            f"| {_range(entry['ratio_to_lora'], 2) if 'ratio_to_lora' in entry else '–'} "
+            f"| {_mb(memory['peak_bytes'])} | {memory.get('ratio_to_floor', 1):.2f} "
+            f"| {_mb(memory['working_set_bytes'])} "
+            f"| {memory.get('working_set_ratio_to_floor', 1):.2f} |")
+    names = list(competitors)
+    _bar_plot(RESULTS_DIR / "train_step.png", names,
+              [competitors[n]["ratio_to_floor"]["median"] for n in names],
+              "training step time / frozen-base floor (median of rounds)", line=1.0)
+    lines += ["", "![step time against the floor](benchmarks/results/train_step.png)", ""]
+    return lines
+
+
+def storage_section(result: dict) -> list[str]:
+    lines = ["## Storage", "",
+             "Random non-zero values in every trained tensor, saved the library's way "
+             "(float32 values). `× bound`: the weights file over the information bound of its "
+             "manifest (values + log2 C(n, k) bits of positions per tensor). `× SHiRA`: the "
+             "weights file over PEFT SHiRA's file for the same number of trained values. "
+             f"{_machine(result)}.", "",
+             "| method | library | trained values | weights file | bytes / value | × bound "
+             "| × SHiRA |", "|---|---|---|---|---|---|---|"]
+    for name, entry in result["methods"].items():
+        bound = f"{entry['ratio_to_bound']:.3f}" if "ratio_to_bound" in entry else "–"
+        lines.append(f"| {name} | {entry['library']} | {entry['trained_values']:,} "
+                     f"| {entry['weights_file_bytes']:,} B | {entry['bytes_per_value']:.2f} "
+                     f"| {bound} | {entry['ratio_to_shira_at_equal_values']:.3f} |")
+    return lines + [""]
+
+
+def inference_section(result: dict) -> list[str]:
+    lines = ["## Inference", "",
+             f"One eval-mode forward of {result['batch_size']} × {result['sequence_length']} "
+             f"tokens, {result['rounds']} interleaved rounds. {_machine(result)}.", "",
+             "| model | seconds per batch | × base |", "|---|---|---|"]
+    for name, entry in result["latency"].items():
+        lines.append(f"| {name} | {_range(entry['seconds'], 4)} "
+                     f"| {_range(entry['ratio_to_base'], 3)} |")
+    lines += ["", "| adapters | single-adapter rows/s | mixed (8 adapters) rows/s "
+              "| mixed / single |", "|---|---|---|---|"]
+    for name, entry in result["mixed_batch"].items():
+        lines.append(f"| {name} | {entry['single_rows_per_second']:.1f} "
+                     f"| {entry['mixed_rows_per_second']:.1f} "
+                     f"| {_range(entry['mixed_over_single_throughput'], 3)} |")
+    swap = result["hot_swap"]
+    lines += ["", f"Hot-swap ({swap['adapter']}): `set_adapter` "
+              f"{swap['set_adapter_seconds']['median'] * 1e3:.3f} ms median; loading an "
+              f"adapter directory into the running model "
+              f"{swap['load_adapter_from_disk_seconds']['median'] * 1e3:.1f} ms; loading the "
+              f"base model {swap['load_base_model_seconds']['median'] * 1e3:.0f} ms.", ""]
+    return lines
+
+
+def accuracy_section(result: dict) -> list[str]:
+    settings = result["settings"]
+    summary = result["summary"]
+    values = {}
+    for key, run in result["runs"].items():
+        dataset, name, _ = key.split("/")
+        values.setdefault((dataset, name), []).append(run["nonzero_values"])
+    lines = ["## Accuracy at an equal budget", "",
+             f"MiniLM, {settings['train_rows']} training rows (fixed-seed stratified subset), "
+             f"{settings['epochs']} epoch(s), batch {settings['batch_size']} × "
+             f"{settings['sequence_length']} tokens, {settings['eval_rows']} evaluation rows; "
+             f"budget {settings['budget_fraction']:.1%} of the base's parameters as trained "
+             f"non-zero values (head on top). Mean ± std over seeds. {_machine(result)}.", ""]
+    datasets = list(summary)
+    header = "| method | group | non-zero values | " + " | ".join(datasets) + " |"
+    lines += [header, "|---|---|---|" + "---|" * len(datasets)]
+    for name, method in settings["methods"].items():
+        cells = []
+        for dataset in datasets:
+            entry = summary[dataset].get(name)
+            cells.append(f"{entry['mean']:.4f} ± {entry['std']:.4f} ({entry['seeds']})"
+                         if entry else "–")
+        counts = [v for d in datasets for v in values.get((d, name), [])]
+        count = f"{int(statistics.median(counts)):,}" if counts else "–"
+        lines.append(f"| {name}: {method['description']} | {method['group']} | {count} | "
+                     + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def targets_section(step: dict | None, storage: dict | None, inference: dict | None,
+                    accuracy: dict | None) -> list[str]:
+    rows = []
+    if step:
+        c = step["competitors"]
+
+        def ratio(name: str) -> float:
+            return c[name]["ratio_to_floor"]["median"]
+
+        for name, limit in (("sparse", 1.10), ("sparse_delta", 1.25)):
+            if name in c:
+                rows.append((f"{name} step ≤ {limit:.2f} × floor", f"{ratio(name):.3f}",
+                             _verdict(ratio(name), limit)))
+                if "lora" in c:
+                    faster = c[name]["ratio_to_lora"]["median"]
+                    rows.append((f"{name} step faster than PEFT LoRA", f"{faster:.3f} × LoRA",
+                                 _verdict(faster, 1.0 - 1e-9)))
+        if "sparse" in c:
+            memory = c["sparse"]["memory"]
+            rows.append(("sparse peak memory ≤ 1.10 × floor", f"{memory['ratio_to_floor']:.3f}",
+                         _verdict(memory["ratio_to_floor"], 1.10)))
+            if "lora" in c:
+                versus = memory["peak_bytes"] / c["lora"]["memory"]["peak_bytes"]
+                rows.append(("sparse peak memory ≤ PEFT LoRA's", f"{versus:.3f} × LoRA",
+                             _verdict(versus, 1.0)))
+    if storage:
+        methods = storage["methods"]
+        worst = max(e["ratio_to_bound"] for e in methods.values() if "ratio_to_bound" in e)
+        rows.append(("adapter file ≤ 1.10 × information bound (worst spadapt method)",
+                     f"{worst:.3f}", _verdict(worst, 1.10)))
+        sparse = [e["ratio_to_shira_at_equal_values"] for n, e in methods.items()
+                  if e["library"] == "spadapt" and n != "adapter"]
+        rows.append(("sparse file ≤ 0.45 × SHiRA at equal values (worst)", f"{max(sparse):.3f}",
+                     _verdict(max(sparse), 0.45)))
+    if inference:
+        latency = inference["latency"]
+        unmerged = max(e["ratio_to_base"]["median"] for n, e in latency.items()
+                       if n not in ("base", "lora", "sparse_delta_merged"))
+        rows.append(("unmerged adapter latency ≤ 1.10 × base (worst spadapt)", f"{unmerged:.3f}",
+                     _verdict(unmerged, 1.10)))
+        merged = latency["sparse_delta_merged"]["ratio_to_base"]
+        rows.append(("merged sparse_delta within noise of base",
+                     f"{merged['median']:.3f} (rounds {merged['min']:.3f}–{merged['max']:.3f})",
+                     _verdict(abs(merged["median"] - 1), 0.03)))
+        for name, entry in inference["mixed_batch"].items():
+            value = entry["mixed_over_single_throughput"]["median"]
+            rows.append((f"mixed 8-adapter throughput ≥ 0.8 × single ({name})", f"{value:.3f}",
+                         _verdict(value, 0.8, higher_is_better=True)))
+        swap = inference["hot_swap"]["set_adapter_seconds"]["median"] * 1e3
+        rows.append(("hot-swap median ≤ 5 ms", f"{swap:.3f} ms", _verdict(swap, 5.0)))
+    if accuracy:
+        for dataset, table in accuracy["summary"].items():
+            if not {"sparse", "full", "lora"} <= set(table):
+                continue
+            sparse, full, lora = (table[n]["mean"] for n in ("sparse", "full", "lora"))
+            rows.append((f"{dataset}: sparse within 1 point of full",
+                         f"{100 * (sparse - full):+.2f} points",
+                         _verdict(sparse - full, -0.01, higher_is_better=True)))
+            rows.append((f"{dataset}: sparse ≥ LoRA at the matched budget",
+                         f"{100 * (sparse - lora):+.2f} points",
+                         _verdict(sparse - lora, 0.0, higher_is_better=True)))
+    lines = ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return lines + [""]
+
+
+def poc_section() -> list[str]:
+    files = sorted(RESULTS_DIR.glob("poc_standard_rotten_tomatoes_seed*.json"))
+    if not files:
+        return []
+    per_method: dict[str, list[float]] = {}
+    seeds = []
+    for path in files:
+        result = json.loads(path.read_text())
+        seeds.append(result["seed"])
+        for method in result["methods"]:
+            if "accuracy" in method:
+                per_method.setdefault(method["name"], []).append(method["accuracy"])
+    lines = ["## PoC on Rotten Tomatoes, `--budget standard`, per seed", "",
+             f"Seeds {sorted(seeds)}; files `benchmarks/results/poc_standard_rotten_tomatoes_"
+             "seed*.json`. Mean ± std over the seeds each method ran.", "",
+             "| method | accuracy mean ± std | seeds |", "|---|---|---|"]
+    for name, values in per_method.items():
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        lines.append(f"| {name} | {statistics.mean(values):.4f} ± {std:.4f} | {len(values)} |")
+    return lines + [""]
+
+
+def generated() -> str:
+    step, storage, inference, accuracy = (_load(n) for n in
+                                          ("train_step", "storage", "inference", "accuracy"))
+    lines = [BEGIN, "", "Everything from here to the end marker is written by "
+             "`python -m benchmarks markdown` from `benchmarks/results/*.json`.", ""]
+    lines += targets_section(step, storage, inference, accuracy)
+    if step:
+        lines += step_section(step)
+    if storage:
+        lines += storage_section(storage)
+    if inference:
+        lines += inference_section(inference)
+    if accuracy:
+        lines += accuracy_section(accuracy)
+    lines += poc_section()
+    return "\n".join(lines + [END])
+
+
+def regenerate(page: Path = PAGE) -> Path:
+    text = page.read_text() if page.exists() else "# Benchmarks\n"
+    block = generated()
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    atomic.write_file(page, text.encode())
+    return page
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    del parser  # no options
+
+
+def main(args: argparse.Namespace) -> Path:
+    return regenerate()

@@ -1,0 +1,133 @@
+"""The benchmark suite's machinery on tiny models: competitors, timing statistics, the bound,
+and BENCHMARKS.md regeneration. (The suite itself runs on the real MiniLM: `make bench`.)"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+from benchmarks import common, markdown
+from benchmarks.common import Series, interleaved, ratio_summary
+from benchmarks.competitors import COMPETITORS, make_trainee, shira_rank
+
+from conftest import make_batch, tiny_bert
+from spadapt.codecs import information_bound_bits
+from spadapt.storage import information_bound_bytes
+
+
+def test_interleaved_gives_every_call_its_rounds_and_medians() -> None:
+    calls = {"a": 0, "b": 0}
+
+    def make(name):
+        def call():
+            calls[name] += 1
+        return call
+
+    series = interleaved({"a": make("a"), "b": make("b")}, rounds=4, warmup=2, repeats=3)
+    assert calls == {"a": 4 * 5, "b": 4 * 5}
+    assert all(len(s.rounds) == 4 and all(t >= 0 for t in s.rounds) for s in series.values())
+
+
+def test_ratio_summary_pairs_rounds() -> None:
+    ratios = ratio_summary(Series([2.0, 4.0, 9.0]), Series([1.0, 4.0, 3.0]))
+    assert ratios == {"median": 2.0, "min": 1.0, "max": 3.0}
+    with pytest.raises(ValueError):
+        ratio_summary(Series([1.0]), Series([1.0, 2.0]))
+
+
+@pytest.fixture(scope="module")
+def bert():
+    return tiny_bert()
+
+
+@pytest.mark.parametrize("name", list(COMPETITORS))
+def test_every_competitor_trains_only_what_it_should(name, bert) -> None:
+    batch = make_batch("bert", rows=8, length=16)
+    trainee = make_trainee(name, bert, [batch])
+    encoder_before = copy.deepcopy(bert.bert.encoder.state_dict())
+    before = {n: p.detach().clone() for n, p in trainee.model.named_parameters()}
+    losses = [trainee.step(batch) for _ in range(3)]
+    assert all(math.isfinite(v) for v in losses)
+    changed = {n for n, p in trainee.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed, f"{name}: nothing trained"
+    # the builder works on a copy: the shared base is never touched
+    after = bert.bert.encoder.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in encoder_before.items())
+    if name == "floor":
+        assert changed <= {n for n in before if n.startswith("classifier.")}
+    if name == "full":
+        assert any(".encoder." in n for n in changed)
+
+
+def test_floor_carries_gradients_to_the_input_embeddings(bert) -> None:
+    batch = make_batch("bert", rows=4, length=8)
+    trainee = make_trainee("floor", bert, [batch])
+    seen = []
+    embeddings = trainee.model.get_input_embeddings()
+
+    def watch(module, args, output) -> None:
+        output.register_hook(lambda grad: seen.append(grad.shape))
+
+    embeddings.register_forward_hook(watch)
+    trainee.step(batch)
+    assert seen == [torch.Size([4, 8, 32])]
+
+
+def test_shira_rank_matches_the_density() -> None:
+    model = tiny_bert()
+    # tiny BERT: per layer q, k, v, o (32×32) and 32→48, 48→32; 2 layers
+    weights = 2 * (4 * 32 * 32 + 2 * 32 * 48)
+    per_rank = 2 * (4 * 64 + 2 * 80)
+    assert shira_rank(model, density=0.1) == round(0.1 * weights / per_rank)
+
+
+def test_information_bound_bytes() -> None:
+    manifest = {"tensors": {"a": {"shape": [10, 20], "nnz": 7, "encoding": "elias_fano"},
+                            "b": {"shape": [5], "nnz": 5, "encoding": "dense"}}}
+    expected = (12 * 4 * 8 + information_bound_bits(200, 7)) / 8
+    assert information_bound_bytes(manifest, value_bytes=4) == pytest.approx(expected)
+
+
+def _machine() -> dict:
+    return {"cpu": "test cpu", "torch_threads": 2, "gpu": None, "python": "3", "torch": "t",
+            "transformers": "x", "peft": "p", "date": "2026-01-01"}
+
+
+def _write(directory, name: str, payload: dict) -> None:
+    (directory / f"{name}.json").write_text(json.dumps(
+        {"name": name, "command": f"python -m benchmarks {name}", "machine": _machine(),
+         **payload}))
+
+
+def test_markdown_regenerates_between_markers_and_keeps_the_rest(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(markdown, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    stat = {"median": 1.0, "min": 0.9, "max": 1.1, "rounds": 3}
+    memory = {"peak_bytes": 2_000_000, "resident_before_bytes": 1_000_000,
+              "working_set_bytes": 1_000_000, "ratio_to_floor": 1.0,
+              "working_set_ratio_to_floor": 1.0}
+    competitors = {
+        name: {"description": name, "trainable_parameters": 10,
+               "step_seconds": stat, "ratio_to_floor": {**stat, "median": ratio},
+               "ratio_to_lora": {**stat, "median": ratio / 1.5},
+               "memory": {**memory, "ratio_to_floor": ratio,
+                          "peak_bytes": int(2e6 * ratio)}}
+        for name, ratio in (("floor", 1.0), ("lora", 1.5), ("sparse", 1.05),
+                            ("sparse_delta", 1.4))}
+    _write(tmp_path, "train_step", {"batch_size": 32, "sequence_length": 64, "rounds": 3,
+                                    "warmup_steps": 1, "timed_steps_per_round": 3,
+                                    "memory_steps": 3, "competitors": competitors})
+    page = tmp_path / "BENCHMARKS.md"
+    page.write_text(f"# Benchmarks\n\nhand-written intro\n\n{markdown.BEGIN}\nold\n"
+                    f"{markdown.END}\n\nhand-written end\n")
+    markdown.regenerate(page)
+    text = page.read_text()
+    assert "hand-written intro" in text and "hand-written end" in text and "\nold\n" not in text
+    assert "| sparse step ≤ 1.10 × floor | 1.050 | **met** |" in text
+    assert "| sparse_delta step ≤ 1.25 × floor | 1.400 | **missed** |" in text
+    assert (tmp_path / "train_step.png").stat().st_size > 1000
+    markdown.regenerate(page)  # idempotent: the same page again
+    assert page.read_text() == text
