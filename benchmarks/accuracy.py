@@ -8,6 +8,9 @@ Full fine-tuning is the reference. Claims (He et al. 2022, SparseAdapter), at th
 r=64: SNIP at density 0.6 ≥ dense adapter; random at density 0.2 within 1 point of dense;
 large-sparse ≥ dense at the same non-zeros.
 
+Processes running different `--seeds` may share the result file: each merges the others'
+runs under a lock before it writes.
+
 Every run: spadapt.train (AdamW, warm-up + linear decay), a fixed-seed stratified subset of
 `--train-rows` training rows, one pass (`--epochs`), batch 32 × 64 tokens, `--eval-rows`
 evaluation rows; learning rates are the builtin recipes' (SHiRA and Super-Tuning, which train
@@ -20,6 +23,7 @@ benchmarks/results/accuracy.json after every run, so a long run shows progress a
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import re
 import statistics
@@ -209,14 +213,26 @@ def summarize(runs: dict) -> dict:
     return table
 
 
+def _kept_runs(previous: dict, settings: dict) -> dict:
+    """The runs of a previous result file made with the same budget and, per method, the same
+    method settings (a changed learning rate or size makes that method's runs stale)."""
+    old = previous.get("settings", {})
+    budget = [k for k in settings if k != "methods"]
+    if any(old.get(k) != settings[k] for k in budget):
+        return {}
+    same = {name for name, method in settings["methods"].items()
+            if old.get("methods", {}).get(name) == method}
+    unchanged = set(old.get("methods", {})) - set(settings["methods"])
+    return {key: run for key, run in previous.get("runs", {}).items()
+            if key.split("/")[1] in same | unchanged}
+
+
 def run(options: argparse.Namespace) -> dict:
-    path = RESULTS_DIR / f"{options.name}.json"
-    previous = json.loads(path.read_text()) if path.exists() and options.resume else {}
-    runs = previous.get("runs", {})
-    datasets = [d for d in options.datasets.split(",") if d]
-    seeds = [int(s) for s in options.seeds.split(",") if s]
     from .common import load_base
 
+    path = RESULTS_DIR / f"{options.name}.json"
+    datasets = [d for d in options.datasets.split(",") if d]
+    seeds = [int(s) for s in options.seeds.split(",") if s]
     chosen = entries(load_base(rows=64).model)
     if options.methods:
         wanted = options.methods.split(",")
@@ -228,6 +244,22 @@ def run(options: argparse.Namespace) -> dict:
                                      "learning_rate": e.learning_rate,
                                      "head_learning_rate": e.head_learning_rate}
                             for e in chosen}}
+    previous = json.loads(path.read_text()) if path.exists() and options.resume else {}
+    runs = _kept_runs(previous, settings)
+    if runs:  # methods of the previous file that this call does not run stay described
+        settings["methods"] = {**previous["settings"]["methods"], **settings["methods"]}
+
+    def save() -> dict:
+        # Under a lock, with the runs another process (other seeds) has written meanwhile.
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if path.exists():
+                for key, other in _kept_runs(json.loads(path.read_text()), settings).items():
+                    runs.setdefault(key, other)
+            payload = {"settings": settings, "runs": runs, "summary": summarize(runs)}
+            write_result(options.name, payload)
+        return payload
+
     for seed in seeds:
         for dataset in datasets:
             for entry in chosen:
@@ -238,11 +270,8 @@ def run(options: argparse.Namespace) -> dict:
                 print(f"{key}: {runs[key]['accuracy']:.4f} "
                       f"({runs[key]['nonzero_values']} values, {runs[key]['seconds']:.0f} s)",
                       flush=True)
-                write_result(options.name, {"settings": settings, "runs": runs,
-                                          "summary": summarize(runs)})
-    payload = {"settings": settings, "runs": runs, "summary": summarize(runs)}
-    write_result(options.name, payload)
-    return payload
+                save()
+    return save()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

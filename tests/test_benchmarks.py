@@ -131,3 +131,19 @@ def test_markdown_regenerates_between_markers_and_keeps_the_rest(tmp_path, monke
     assert (tmp_path / "train_step.png").stat().st_size > 1000
     markdown.regenerate(page)  # idempotent: the same page again
     assert page.read_text() == text
+
+
+def test_accuracy_resume_keeps_only_runs_with_unchanged_settings() -> None:
+    from benchmarks.accuracy import _kept_runs
+
+    method = {"group": "matched", "description": "m", "learning_rate": 1e-2,
+              "head_learning_rate": None}
+    settings = {"train_rows": 2048, "epochs": 1,
+                "methods": {"a": method, "b": {**method, "learning_rate": 1e-3}}}
+    runs = {f"rt/{name}/0": {"accuracy": 0.5} for name in ("a", "b", "c")}
+    previous = {"settings": {**settings, "methods": {"a": method, "b": method, "c": method}},
+                "runs": runs}
+    # b's learning rate changed: its run is stale; c is not run now and stays
+    assert set(_kept_runs(previous, settings)) == {"rt/a/0", "rt/c/0"}
+    assert _kept_runs(previous, {**settings, "epochs": 2}) == {}
+    assert _kept_runs({}, settings) == {}
