@@ -166,19 +166,25 @@ def train(
 @app.command("eval")
 def evaluate(
     adapter: Path = typer.Option(..., help="Adapter directory."),
-    data: str = typer.Option(..., help="Labelled data file to evaluate on."),
-    text_column: str = typer.Option("text", help="Column with the text."),
-    label_column: str = typer.Option("label", help="Column with the label."),
+    data: str = typer.Option(..., help="File to evaluate on: labelled (classifier) or "
+                             "prompt/response (causal-LM adapter)."),
+    text_column: str = typer.Option("text", help="Column with the text (classifier)."),
+    label_column: str = typer.Option("label", help="Column with the label (classifier)."),
+    prompt_column: str = typer.Option("prompt", help="Column with the prompt (causal LM)."),
+    response_column: str = typer.Option("response", help="Column with the reference answer "
+                                        "(causal LM)."),
     model: str | None = typer.Option(None, help="Base model (default: the one recorded in "
                                      "the adapter)."),
     skip_bad_rows: bool = typer.Option(False, help="Skip bad rows instead of stopping."),
 ) -> None:
-    """Accuracy, macro-F1 and confusion matrix of a saved adapter on a labelled file (JSON)."""
+    """A saved adapter's metrics on a file (JSON): accuracy, macro-F1 and confusion matrix for
+    a classifier; response loss, perplexity and exact match for a causal-LM adapter."""
     with _exit_codes():
-        from .predict import evaluate_file, load_classifier
+        from .predict import evaluate_file, load_adapted
 
-        adapted, task = load_classifier(adapter, model)
-        metrics = evaluate_file(adapted, task, data, text_column, label_column, skip_bad_rows)
+        adapted, task = load_adapted(adapter, model)
+        metrics = evaluate_file(adapted, task, data, text_column, label_column, skip_bad_rows,
+                                prompt_column, response_column)
     typer.echo(json.dumps(metrics, indent=2))
 
 
@@ -186,7 +192,8 @@ def evaluate(
 def predict(
     adapter: str = typer.Option(..., help="Adapter directory, or with --server the adapter's "
                                 "name on the server (NAME or NAME@V)."),
-    text: list[str] = typer.Option(..., help="Text to classify (repeat for several)."),
+    text: list[str] = typer.Option(..., help="Text to classify, or prompt to answer with a "
+                                   "causal-LM adapter (repeat for several)."),
     model: str | None = typer.Option(None, help="Base model (default: the one recorded in "
                                      "the adapter)."),
     server: str | None = typer.Option(None, help="URL of a running `spadapt serve` "
@@ -194,14 +201,15 @@ def predict(
     api_key: str | None = typer.Option(None, envvar="SPADAPT_API_KEY",
                                        help="Bearer token for --server."),
 ) -> None:
-    """Predict labels (with probabilities) for texts; one JSON object per line."""
+    """Labels with probabilities for texts, or a causal-LM adapter's answers to prompts; one
+    JSON object per line."""
     with _exit_codes():
-        from .predict import classify_remote, load_classifier, predict_texts
+        from .predict import classify_remote, load_adapted, predict_texts
 
         if server is not None:
             rows = classify_remote(server, adapter, list(text), api_key)
         else:
-            adapted, task = load_classifier(Path(adapter), model)
+            adapted, task = load_adapted(Path(adapter), model)
             rows = predict_texts(adapted, task, list(text))
     for row in rows:
         typer.echo(json.dumps(row, ensure_ascii=False))

@@ -1,7 +1,10 @@
-"""Using a saved adapter: load it onto its base model, predict labels for texts, evaluate a file.
+"""Using a saved adapter: load it onto its base model, predict for texts, evaluate a file.
 
 The adapter directory records how to find its base (`base_model` in adapter_config.json, e.g.
 "builtin:minilm"); the fingerprint check in `spadapt.storage` guarantees it is the right one.
+An adapter with labels is a classifier (labels with probabilities; accuracy, macro-F1,
+confusion matrix); one without is a causal-LM adapter (greedy answers to prompts; response loss,
+perplexity and exact match on a prompt/response file).
 """
 
 from __future__ import annotations
@@ -18,35 +21,49 @@ class PredictError(SpadaptError):
     """An adapter cannot be used for prediction as asked."""
 
 
-def load_classifier(adapter_dir: Path, model: str | None = None):
-    """(adapted model, task) for a classification adapter directory."""
+def load_adapted(adapter_dir: Path, model: str | None = None):
+    """(adapted model, task) for an adapter directory: a ClassificationTask when the adapter
+    has labels, else a CausalLMTask."""
     from transformers import AutoTokenizer
 
     from .assets import resolve_model
     from .storage import CONFIG_FILE, load_adapter, read_adapter_dir
-    from .tasks import ClassificationTask
+    from .tasks import CausalLMTask, ClassificationTask
 
     config, _, _, _ = read_adapter_dir(adapter_dir)
     saved = json.loads((Path(adapter_dir) / CONFIG_FILE).read_text())
     reference = model or saved.get("base_model")
     if not reference:
         raise PredictError(f"{adapter_dir} does not record its base model; pass --model")
-    if not config.labels:
-        raise PredictError(f"{adapter_dir} has no labels: it is not a classification adapter")
     path = str(resolve_model(reference))
-    task = ClassificationTask(AutoTokenizer.from_pretrained(path, local_files_only=True),
-                              list(config.labels), max_length=512)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if config.labels:
+        task = ClassificationTask(tokenizer, list(config.labels), max_length=512)
+    else:
+        task = CausalLMTask(tokenizer, max_length=512)
     adapted = load_adapter(task.load_base(path), adapter_dir)
     adapted.eval()
     return adapted, task
 
 
+def load_classifier(adapter_dir: Path, model: str | None = None):
+    """(adapted model, task) for a classification adapter directory."""
+    adapted, task = load_adapted(adapter_dir, model)
+    if not task.labels:
+        raise PredictError(f"{adapter_dir} has no labels: it is not a classification adapter")
+    return adapted, task
+
+
 def predict_texts(model, task, texts: list[str]) -> list[dict]:
-    """[{"text", "label", "probabilities": {label: p}}] for each text."""
+    """Classifier: [{"text", "label", "probabilities": {label: p}}] for each text.
+    Causal LM: [{"prompt", "response"}], the greedy answer to each text."""
     from .data import Example
 
     if not texts or any(not t.strip() for t in texts):
         raise PredictError("give at least one non-empty --text")
+    if not task.labels:
+        return [{"prompt": text, "response": answer}
+                for text, answer in zip(texts, task.generate(model, texts), strict=True)]
     probabilities, _ = task.predict(model, [Example(t, 0) for t in texts])
     out = []
     for text, row in zip(texts, probabilities.tolist(), strict=True):
@@ -56,13 +73,25 @@ def predict_texts(model, task, texts: list[str]) -> list[dict]:
     return out
 
 
-def evaluate_file(model, task, data: str, text_column: str, label_column: str,
-                  skip_bad_rows: bool = False) -> dict:
-    """Accuracy, macro-F1 and confusion matrix of the adapter on every valid row of `data`."""
+def evaluate_file(model, task, data: str, text_column: str = "text",
+                  label_column: str = "label", skip_bad_rows: bool = False,
+                  prompt_column: str = "prompt", response_column: str = "response") -> dict:
+    """The adapter's metrics on every valid row of `data`: accuracy, macro-F1 and confusion
+    matrix for a classifier; response loss, perplexity and exact match for a causal LM."""
     from .data import load_dataset
 
-    split = load_dataset(data, data, text_column=text_column, label_column=label_column,
-                         skip_bad_rows=skip_bad_rows)
+    # A file is evaluated on all its rows; a builtin dataset on its own evaluation split.
+    rows_of = None if data.startswith("builtin:") else data
+    if not task.labels:
+        split = load_dataset(data, rows_of, prompt_column=prompt_column,
+                             response_column=response_column, task="causal_lm",
+                             skip_bad_rows=skip_bad_rows)
+        with torch.no_grad():
+            metrics = task.evaluate(model, split.eval)
+        return {"data": data, "rows": len(split.eval), "rejected_rows": len(split.rejected),
+                **metrics}
+    split = load_dataset(data, rows_of, text_column=text_column, label_column=label_column,
+                         task="classification", skip_bad_rows=skip_bad_rows)
     unknown = sorted(set(split.labels) - set(task.labels))
     if unknown:
         raise PredictError(f"{data} has labels {unknown} that the adapter does not know "
