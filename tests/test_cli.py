@@ -100,3 +100,23 @@ def test_poc_on_minilm_and_rotten_tomatoes(tmp_path):
                                     "A warm, funny and beautifully acted film."])
     assert predicted.exit_code == 0, predicted.output
     assert json.loads(predicted.stdout)["label"] in ("rotten", "fresh")
+
+
+def test_recipe_numbers_in_exponent_form_are_floats(tmp_path):
+    from spadapt.recipe import load_recipe
+
+    recipe = load_recipe("sparse", ["train.learning_rate=1e-3", "adapter.density=2E-1",
+                                    "train.epochs=2"])
+    assert recipe.train_config().learning_rate == 0.001
+    assert recipe.adapter_config().density == 0.2
+    assert recipe.train_config().epochs == 2
+    path = tmp_path / "mine.yaml"
+    path.write_text("kind: spadapt\nadapter: {method: bottleneck}\ntrain:\n  learning_rate: 3e-4\n")
+    assert load_recipe(path).train_config().learning_rate == 0.0003
+
+
+def test_train_field_of_the_wrong_type_exits_2_naming_it(tmp_path):
+    result = runner.invoke(app, ["train", "--config", "sparse", "--set",
+                                 "train.warmup_ratio=abc", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "warmup_ratio must be a number, got 'abc'" in result.stderr

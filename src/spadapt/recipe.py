@@ -9,6 +9,7 @@ field; values are parsed as YAML (`0.01`, `true`, `[query, value]`).
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,16 @@ KINDS = ("spadapt", "lora", "full")
 
 class RecipeError(SpadaptError):
     """A recipe file or override that cannot work."""
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as people write it: `1e-3` is a float (YAML 1.1, PyYAML's default, wants `1.0e-3`
+    and would hand the learning rate over as the string "1e-3")."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+$"),
+                              list("-+0123456789"))
 
 
 @dataclass
@@ -63,7 +74,7 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
         raise RecipeError(f"recipe {str(name_or_path)!r} not found: give a YAML file or one of "
                           f"{builtin_recipes()}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as error:
         raise RecipeError(f"{path}: invalid YAML ({error})") from None
     if not isinstance(data, dict):
@@ -89,7 +100,7 @@ def _apply_override(data: dict, override: str, path: Path) -> None:
     key, sep, raw = override.partition("=")
     if not sep or not key:
         raise RecipeError(f"--set {override!r}: expected section.key=value")
-    value = yaml.safe_load(raw)
+    value = yaml.load(raw, Loader=_Loader)
     parts = key.split(".")
     target = data
     for part in parts[:-1]:

@@ -35,6 +35,13 @@ class TrainConfig:
     log_tensorboard: bool = True  # write TensorBoard event files under tensorboard/
 
     def __post_init__(self) -> None:
+        numbers = ("learning_rate", "head_learning_rate", "weight_decay", "warmup_ratio",
+                   "max_steps", "checkpoint_every", "log_every")
+        for name in numbers:  # a value from YAML or --set may be a string or a list
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, (int, float))):
+                raise TrainConfigError(f"{name} must be a number, got {value!r}")
         positive = ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation",
                     "max_length", "evals_per_epoch")
         for name in positive:
