@@ -38,11 +38,10 @@ from spadapt import AdaptedModel
 from spadapt.poc import _subset, build_model
 from spadapt.recipe import Recipe, load_recipe
 
-from .common import RESULTS_DIR, write_result
+from .common import BATCH_SIZE, RESULTS_DIR, SEQUENCE_LENGTH, write_result
 from .competitors import linear_targets_regex
 
 BUDGET_FRACTION = 0.005  # trained non-zero values as a fraction of the base's parameters
-SEQUENCE_LENGTH = 64
 
 
 @dataclass
@@ -184,11 +183,12 @@ def run_one(entry: Entry, dataset: str, seed: int, options: argparse.Namespace) 
     path = str(resolve_model("builtin:minilm"))
     task = ClassificationTask(AutoTokenizer.from_pretrained(path, local_files_only=True),
                               list(split.labels), SEQUENCE_LENGTH)
-    calibration = [task.collate(train_rows[i * 32 : (i + 1) * 32]) for i in range(2)]
+    calibration = [task.collate(train_rows[i * BATCH_SIZE : (i + 1) * BATCH_SIZE])
+                   for i in range(2)]
     model = entry.build(task.load_base(path), list(split.labels), calibration, seed)
     config = TrainConfig(learning_rate=entry.learning_rate,
                          head_learning_rate=entry.head_learning_rate, epochs=options.epochs,
-                         batch_size=32, max_length=SEQUENCE_LENGTH, seed=seed,
+                         batch_size=BATCH_SIZE, max_length=SEQUENCE_LENGTH, seed=seed,
                          early_stopping_patience=None, checkpoint_every=0, progress=False,
                          log_csv=False, log_tensorboard=False)
     started = time.perf_counter()
@@ -238,8 +238,8 @@ def run(options: argparse.Namespace) -> dict:
         wanted = options.methods.split(",")
         chosen = [e for e in chosen if e.name in wanted]
     settings = {"train_rows": options.train_rows, "eval_rows": options.eval_rows,
-                "epochs": options.epochs, "batch_size": 32, "sequence_length": SEQUENCE_LENGTH,
-                "budget_fraction": BUDGET_FRACTION,
+                "epochs": options.epochs, "batch_size": BATCH_SIZE,
+                "sequence_length": SEQUENCE_LENGTH, "budget_fraction": BUDGET_FRACTION,
                 "methods": {e.name: {"group": e.group, "description": e.description,
                                      "learning_rate": e.learning_rate,
                                      "head_learning_rate": e.head_learning_rate}

@@ -25,7 +25,15 @@ import torch
 
 import spadapt
 
-from .common import interleaved, load_base, perturb_trainable, ratio_summary, write_result
+from .common import (
+    BATCH_SIZE,
+    SEQUENCE_LENGTH,
+    interleaved,
+    load_base,
+    perturb_trainable,
+    ratio_summary,
+    write_result,
+)
 from .competitors import make_trainee
 
 ADAPTERS = 8  # adapters resident on one model for the mixed-batch and hot-swap figures
@@ -135,7 +143,7 @@ def hot_swap(base, root: Path, repeats: int) -> dict:
 def run(rounds: int, repeats: int) -> dict:
     base = load_base(rows=256)
     with tempfile.TemporaryDirectory() as tmp:
-        payload = {"batch_size": 32, "sequence_length": 64, "rounds": rounds,
+        payload = {"batch_size": BATCH_SIZE, "sequence_length": SEQUENCE_LENGTH, "rounds": rounds,
                    "latency": latency(base, rounds),
                    "mixed_batch": mixed_batches(base, rounds, Path(tmp)),
                    "hot_swap": hot_swap(base, Path(tmp) / "swap", repeats)}

@@ -20,7 +20,14 @@ import sys
 
 import torch
 
-from .common import interleaved, load_base, ratio_summary, write_result
+from .common import (
+    BATCH_SIZE,
+    SEQUENCE_LENGTH,
+    interleaved,
+    load_base,
+    ratio_summary,
+    write_result,
+)
 from .competitors import COMPETITORS, make_trainee
 
 
@@ -89,7 +96,7 @@ def measure_memory(names: list[str], steps: int) -> dict:
 def run(names: list[str], rounds: int, warmup: int, repeats: int, memory_steps: int) -> dict:
     timing = time_steps(names, rounds, warmup, repeats)
     memory = measure_memory(names, memory_steps)
-    payload = {"batch_size": 32, "sequence_length": 64, "optimizer": "AdamW",
+    payload = {"batch_size": BATCH_SIZE, "sequence_length": SEQUENCE_LENGTH, "optimizer": "AdamW",
                "rounds": rounds, "warmup_steps": warmup, "timed_steps_per_round": repeats,
                "memory_steps": memory_steps,
                "competitors": {name: {**timing[name], "memory": memory[name]}
