@@ -254,8 +254,11 @@ def run(options: argparse.Namespace) -> dict:
         with open(path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if path.exists():
-                for key, other in _kept_runs(json.loads(path.read_text()), settings).items():
+                written = json.loads(path.read_text())
+                for key, other in _kept_runs(written, settings).items():
                     runs.setdefault(key, other)
+                for name, method in written.get("settings", {}).get("methods", {}).items():
+                    settings["methods"].setdefault(name, method)
             payload = {"settings": settings, "runs": runs, "summary": summarize(runs)}
             write_result(options.name, payload)
         return payload

@@ -300,6 +300,13 @@ def poc_section() -> list[str]:
     for name, values in per_method.items():
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         lines.append(f"| {name} | {statistics.mean(values):.4f} ± {std:.4f} | {len(values)} |")
+    lines.append("")
+    for reference, margin in (("adapter", -0.01), ("full", -0.02)):
+        if "sparse" in per_method and reference in per_method:
+            gap = statistics.mean(per_method["sparse"]) - statistics.mean(per_method[reference])
+            lines.append(f"- sparse (density 0.2) − {reference}: {100 * gap:+.2f} points on the "
+                         f"mean (bar: ≥ {100 * margin:+.0f}): "
+                         f"{_verdict(gap, margin, higher_is_better=True)}.")
     return lines + [""]
 
 
