@@ -220,11 +220,11 @@ def _kept_runs(previous: dict, settings: dict) -> dict:
     budget = [k for k in settings if k != "methods"]
     if any(old.get(k) != settings[k] for k in budget):
         return {}
-    same = {name for name, method in settings["methods"].items()
-            if old.get("methods", {}).get(name) == method}
-    unchanged = set(old.get("methods", {})) - set(settings["methods"])
+    recorded = old.get("methods", {})
+    stale = {name for name, method in settings["methods"].items()
+             if name in recorded and recorded[name] != method}
     return {key: run for key, run in previous.get("runs", {}).items()
-            if key.split("/")[1] in same | unchanged}
+            if key.split("/")[1] not in stale}
 
 
 def run(options: argparse.Namespace) -> dict:

@@ -145,5 +145,8 @@ def test_accuracy_resume_keeps_only_runs_with_unchanged_settings() -> None:
                 "runs": runs}
     # b's learning rate changed: its run is stale; c is not run now and stays
     assert set(_kept_runs(previous, settings)) == {"rt/a/0", "rt/c/0"}
+    # a run whose method the file does not describe (written by another process) stays
+    undescribed = {**previous, "settings": {**settings, "methods": {"b": method}}}
+    assert set(_kept_runs(undescribed, settings)) == {"rt/a/0", "rt/c/0"}
     assert _kept_runs(previous, {**settings, "epochs": 2}) == {}
     assert _kept_runs({}, settings) == {}
