@@ -23,9 +23,9 @@ benchmarks/results/accuracy.json after every run, so a long run shows progress a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import json
-import re
 import statistics
 import time
 from collections.abc import Callable
@@ -36,10 +36,10 @@ from torch import nn
 
 from spadapt import AdaptedModel
 from spadapt.poc import _subset, build_model
-from spadapt.recipe import Recipe, load_recipe
+from spadapt.recipe import load_recipe
 
 from .common import BATCH_SIZE, RESULTS_DIR, SEQUENCE_LENGTH, write_result
-from .competitors import linear_targets_regex
+from .competitors import linear_target_layers, linear_targets_regex, shira_rank
 
 BUDGET_FRACTION = 0.005  # trained non-zero values as a fraction of the base's parameters
 
@@ -54,11 +54,6 @@ class Entry:
     head_learning_rate: float | None = None  # the recipe's head learning rate
 
 
-def _linear_layers(base: nn.Module) -> list[nn.Linear]:
-    pattern = re.compile(linear_targets_regex(base))
-    return [m for n, m in base.named_modules() if pattern.fullmatch(n)]
-
-
 def _lora_layers(base: nn.Module, names: tuple[str, ...]) -> list[nn.Linear]:
     return [m for n, m in base.named_modules()
             if isinstance(m, nn.Linear) and n.rsplit(".", 1)[-1] in names]
@@ -69,41 +64,37 @@ def _adapter_sites(base: nn.Module) -> tuple[int, int]:
     return base.config.num_hidden_layers, base.config.hidden_size
 
 
-def _spadapt(adapter: dict, recipe: str) -> Callable:
+def _recipe(name: str, **sections) -> Callable:
+    """Built by spadapt.poc.build_model from builtin recipe `name`, with `sections` (its
+    `kind`, `adapter` or `lora` settings) replaced."""
     def build(base, labels, calibration, seed):
-        template = load_recipe(recipe)
-        custom = Recipe(template.name, template.description, "spadapt", adapter=adapter,
-                        train=template.train)
-        return build_model(custom, base, labels, calibration, seed)
+        template = load_recipe(name)
+        recipe = dataclasses.replace(template, **sections)
+        return build_model(recipe, base, labels, calibration, seed)
     return build
 
 
+def _spadapt(adapter: dict, recipe: str) -> Callable:
+    return _recipe(recipe, kind="spadapt", adapter=adapter)
+
+
 def _peft(kind: str, **settings) -> Callable:
+    """PEFT SHiRA or Super-Tuning (the PoC's recipes know only PEFT's LoRA)."""
     def build(base, labels, calibration, seed):
         import peft
 
         torch.manual_seed(seed)
-        config_class = {"lora": peft.LoraConfig, "shira": peft.ShiraConfig,
-                        "supertuning": peft.SupertuningConfig}[kind]
+        config_class = {"shira": peft.ShiraConfig, "supertuning": peft.SupertuningConfig}[kind]
         extra = {"random_seed": seed} if kind == "shira" else {}
         return peft.get_peft_model(base, config_class(task_type="SEQ_CLS", **settings, **extra))
     return build
 
 
-def _full(base, labels, calibration, seed):
-    torch.manual_seed(seed)
-    for parameter in base.parameters():
-        parameter.requires_grad_(True)
-    return base
-
-
 def entries(base: nn.Module) -> list[Entry]:
     """Every method of the benchmark, sized for `base`."""
     budget = BUDGET_FRACTION * sum(p.numel() for p in base.parameters())
-    linears = _linear_layers(base)
-    linear_weights = sum(m.weight.numel() for m in linears)
-    density = budget / linear_weights
-    shira_r = max(1, round(budget / sum(m.in_features + m.out_features for m in linears)))
+    density = budget / sum(m.weight.numel() for m in linear_target_layers(base))
+    shira_r = shira_rank(base, density)
     lora_names = ("query", "key", "value", "dense")
     lora_r = max(1, round(budget / sum(m.in_features + m.out_features
                                        for m in _lora_layers(base, lora_names))))
@@ -120,10 +111,12 @@ def entries(base: nn.Module) -> list[Entry]:
                 "head_learning_rate": lr[recipe].get("head_learning_rate")}
 
     return [
-        Entry("full", "matched", "full fine-tuning (all weights)", _full, **rates("full")),
+        Entry("full", "matched", "full fine-tuning (all weights)", _recipe("full"),
+              **rates("full")),
         Entry("lora", "matched", f"PEFT LoRA r={lora_r} (query/key/value/dense)",
-              _peft("lora", r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.1,
-                    target_modules=list(lora_names)), **rates("lora")),
+              _recipe("lora", lora={"r": lora_r, "lora_alpha": 2 * lora_r,
+                                    "lora_dropout": 0.1, "target_modules": list(lora_names)}),
+              **rates("lora")),
         Entry("shira", "matched", f"PEFT SHiRA r={shira_r} (all linear layers)",
               _peft("shira", r=shira_r, target_modules=targets), **rates("sparse_delta")),
         Entry("supertuning", "matched",
@@ -199,7 +192,7 @@ def run_one(entry: Entry, dataset: str, seed: int, options: argparse.Namespace) 
 
 
 def summarize(runs: dict) -> dict:
-    """Per dataset and method: mean ± std of accuracy over seeds, and the claims' verdicts."""
+    """Per dataset and method: mean ± std of accuracy over seeds."""
     summary: dict = {}
     for key, run in runs.items():
         dataset, name, _ = key.split("/")

@@ -17,6 +17,7 @@ their mask schedule, as `spadapt.train` does.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -82,22 +83,15 @@ def build_floor(base: nn.Module, calibration: list[dict]) -> nn.Module:
     return base
 
 
-def build_full(base: nn.Module, calibration: list[dict]) -> nn.Module:
-    for parameter in base.parameters():
-        parameter.requires_grad_(True)
-    return base
-
-
-def build_lora(base: nn.Module, calibration: list[dict]) -> nn.Module:
-    return build_model(load_recipe("lora"), base, _labels(base), calibration, seed=0)
+def linear_target_layers(base: nn.Module) -> list[nn.Module]:
+    """The linear layers `linear_targets_regex` names."""
+    pattern = re.compile(linear_targets_regex(base))
+    return [m for n, m in base.named_modules() if pattern.fullmatch(n)]
 
 
 def shira_rank(base: nn.Module, density: float = SPARSE_DELTA_DENSITY) -> int:
     """SHiRA's r (r·(in+out) values per layer) closest to `density` of the target weights."""
-    import re
-
-    pattern = re.compile(linear_targets_regex(base))
-    layers = [m for n, m in base.named_modules() if pattern.search(n)]
+    layers = linear_target_layers(base)
     target = density * sum(m.weight.numel() for m in layers)
     per_rank = sum(m.in_features + m.out_features for m in layers)
     return max(1, round(target / per_rank))
@@ -134,8 +128,8 @@ def _recipe_builder(recipe: str) -> Callable[[nn.Module, list[dict]], nn.Module]
 # name -> (description, builder(base, calibration batches) -> model to train)
 COMPETITORS: dict[str, tuple[str, Callable[[nn.Module, list[dict]], nn.Module]]] = {
     "floor": ("frozen-base floor (head only, backward to the inputs)", build_floor),
-    "full": ("full fine-tuning", build_full),
-    "lora": ("PEFT LoRA r=8 (query/key/value/dense)", build_lora),
+    "full": ("full fine-tuning", _recipe_builder("full")),
+    "lora": ("PEFT LoRA r=8 (query/key/value/dense)", _recipe_builder("lora")),
     "shira": ("PEFT SHiRA (all linear layers, ~1% values)", build_shira),
     "supertuning": ("PEFT Super-Tuning (all linear layers, 1%)", build_supertuning),
     "adapter": ("spadapt dense adapter (Pfeiffer r=64)", _recipe_builder("adapter")),

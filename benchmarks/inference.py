@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import statistics
 import tempfile
 import time
@@ -120,10 +121,10 @@ def _median_seconds(call, repeats: int) -> dict:
 def hot_swap(base, root: Path, repeats: int) -> dict:
     model, paths = _many_adapters(base, "bottleneck", root)
     names = [f"a{i}" for i in range(ADAPTERS)]
-    cycle = iter(range(10**9))
+    cycle = itertools.count()
     swap = _median_seconds(lambda: model.set_adapter(names[next(cycle) % ADAPTERS]),
                            repeats * 10)
-    loads = iter(range(10**9))
+    loads = itertools.count()
 
     def load_from_disk():
         name = f"cold{next(loads)}"

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from spadapt import AdaptedModel
+from spadapt.poc import _directory_bytes
 from spadapt.storage import MANIFEST_FILE, WEIGHTS_FILE, information_bound_bytes
 
 from .common import load_base, perturb_trainable, write_result
@@ -26,10 +27,6 @@ from .competitors import make_trainee
 
 SPADAPT = ("adapter", "sparse", "large_sparse", "sparse_delta")
 PEFT = ("lora", "shira", "supertuning")
-
-
-def _directory_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def measure(name: str, base, calibration: list[dict], root: Path) -> dict:

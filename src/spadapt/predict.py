@@ -46,14 +46,6 @@ def load_adapted(adapter_dir: Path, model: str | None = None):
     return adapted, task
 
 
-def load_classifier(adapter_dir: Path, model: str | None = None):
-    """(adapted model, task) for a classification adapter directory."""
-    adapted, task = load_adapted(adapter_dir, model)
-    if not task.labels:
-        raise PredictError(f"{adapter_dir} has no labels: it is not a classification adapter")
-    return adapted, task
-
-
 def predict_texts(model, task, texts: list[str]) -> list[dict]:
     """Classifier: [{"text", "label", "probabilities": {label: p}}] for each text.
     Causal LM: [{"prompt", "response"}], the greedy answer to each text."""
