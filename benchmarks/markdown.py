@@ -136,24 +136,45 @@ def inference_section(result: dict) -> list[str]:
     return lines
 
 
-def accuracy_section(result: dict) -> list[str]:
+def _seeds(count: int) -> str:
+    return f"{count} seed" + ("" if count == 1 else "s")
+
+
+def _accuracy_results() -> list[dict]:
+    """accuracy.json (the main budget) first, then any longer-training accuracy_*.json."""
+    main = _load("accuracy")
+    others = [json.loads(p.read_text()) for p in sorted(RESULTS_DIR.glob("accuracy_*.json"))]
+    return ([main] if main else []) + others
+
+
+def training_steps(result: dict) -> int:
+    """Optimizer steps of the runs in an accuracy result (their median)."""
+    return int(statistics.median(run["steps"] for run in result["runs"].values()))
+
+
+def accuracy_section(result: dict, main: bool = True) -> list[str]:
     settings = result["settings"]
     summary = result["summary"]
     values = {}
     for key, run in result["runs"].items():
         dataset, name, _ = key.split("/")
         values.setdefault((dataset, name), []).append(run["nonzero_values"])
-    lines = ["## Accuracy at an equal budget", "",
+    title = "## Accuracy at an equal budget" + (
+        "" if main else f", longer training ({training_steps(result)} steps)")
+    lines = [title, "",
              f"MiniLM, {settings['train_rows']} training rows (fixed-seed stratified subset), "
              f"{settings['epochs']} epoch(s), batch {settings['batch_size']} × "
              f"{settings['sequence_length']} tokens, {settings['eval_rows']} evaluation rows; "
              f"budget {settings['budget_fraction']:.1%} of the base's parameters as trained "
              f"non-zero values (head on top). Mean ± std over seeds. {_machine(result)}.", ""]
     datasets = list(summary)
-    _accuracy_plot(summary, values, settings["methods"])
+    if main:
+        _accuracy_plot(summary, values, settings["methods"])
     header = "| method | group | non-zero values | " + " | ".join(datasets) + " |"
     lines += [header, "|---|---|---|" + "---|" * len(datasets)]
     for name, method in settings["methods"].items():
+        if not any((dataset, name) in values for dataset in datasets):
+            continue  # described by a process whose runs were dropped or not made
         cells = []
         for dataset in datasets:
             entry = summary[dataset].get(name)
@@ -163,9 +184,10 @@ def accuracy_section(result: dict) -> list[str]:
         count = f"{int(statistics.median(counts)):,}" if counts else "–"
         lines.append(f"| {name}: {method['description']} | {method['group']} | {count} | "
                      + " | ".join(cells) + " |")
-    lines += ["", "![accuracy against trained non-zero values]"
-              "(benchmarks/results/accuracy.png)", ""]
-    return lines
+    if main:
+        lines += ["", "![accuracy against trained non-zero values]"
+                  "(benchmarks/results/accuracy.png)"]
+    return lines + [""]
 
 
 def _accuracy_plot(summary: dict, values: dict, methods: dict) -> None:
@@ -197,7 +219,7 @@ def _accuracy_plot(summary: dict, values: dict, methods: dict) -> None:
 
 
 def targets_section(step: dict | None, storage: dict | None, inference: dict | None,
-                    accuracy: dict | None) -> list[str]:
+                    accuracies: list[dict]) -> list[str]:
     rows = []
     if step:
         c = step["competitors"]
@@ -248,18 +270,20 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
                          _verdict(value, 0.8, higher_is_better=True)))
         swap = inference["hot_swap"]["set_adapter_seconds"]["median"] * 1e3
         rows.append(("hot-swap median ≤ 5 ms", f"{swap:.3f} ms", _verdict(swap, 5.0)))
-    if accuracy:
-        for dataset, table in accuracy["summary"].items():
+    for result in accuracies:
+        steps = training_steps(result)
+        for dataset, table in result["summary"].items():
             if not {"sparse", "full", "lora"} <= set(table):
                 continue
             sparse, full, lora = (table[n]["mean"] for n in ("sparse", "full", "lora"))
             seeds = min(table[n]["seeds"] for n in ("sparse", "full", "lora"))
-            rows.append((f"{dataset}: sparse within 1 point of full",
-                         f"{100 * (sparse - full):+.2f} points ({seeds} seeds)",
+            rows.append((f"{dataset}, {steps} steps: sparse within 1 point of full",
+                         f"{100 * (sparse - full):+.2f} points ({_seeds(seeds)})",
                          _verdict(sparse - full, -0.01, higher_is_better=True)))
-            rows.append((f"{dataset}: sparse ≥ LoRA at the matched budget",
-                         f"{100 * (sparse - lora):+.2f} points ({seeds} seeds)",
+            rows.append((f"{dataset}, {steps} steps: sparse ≥ LoRA at the matched budget",
+                         f"{100 * (sparse - lora):+.2f} points ({_seeds(seeds)})",
                          _verdict(sparse - lora, 0.0, higher_is_better=True)))
+    accuracy = accuracies[0] if accuracies and accuracies[0]["name"] == "accuracy" else None
     if accuracy:
         claims = (("claim_snip_0.6", "SNIP at density 0.6 ≥ dense adapter (r=64)", 0.0),
                   ("claim_random_0.2", "random at density 0.2 within 1 point of dense (r=64)",
@@ -274,7 +298,7 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
                 if name in table:
                     gap = table[name]["mean"] - dense
                     rows.append((f"{dataset}: paper claim, {text}", f"{100 * gap:+.2f} points "
-                                 f"({table[name]['seeds']} seeds)",
+                                 f"({_seeds(table[name]['seeds'])})",
                                  _verdict(gap, margin, higher_is_better=True)))
     lines = ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
@@ -311,19 +335,19 @@ def poc_section() -> list[str]:
 
 
 def generated() -> str:
-    step, storage, inference, accuracy = (_load(n) for n in
-                                          ("train_step", "storage", "inference", "accuracy"))
+    step, storage, inference = (_load(n) for n in ("train_step", "storage", "inference"))
+    accuracies = _accuracy_results()
     lines = [BEGIN, "", "Everything from here to the end marker is written by "
              "`python -m benchmarks markdown` from `benchmarks/results/*.json`.", ""]
-    lines += targets_section(step, storage, inference, accuracy)
+    lines += targets_section(step, storage, inference, accuracies)
     if step:
         lines += step_section(step)
     if storage:
         lines += storage_section(storage)
     if inference:
         lines += inference_section(inference)
-    if accuracy:
-        lines += accuracy_section(accuracy)
+    for result in accuracies:
+        lines += accuracy_section(result, main=result["name"] == "accuracy")
     lines += poc_section()
     return "\n".join(lines + [END])
 

@@ -150,3 +150,36 @@ def test_accuracy_resume_keeps_only_runs_with_unchanged_settings() -> None:
     assert set(_kept_runs(undescribed, settings)) == {"rt/a/0", "rt/c/0"}
     assert _kept_runs(previous, {**settings, "epochs": 2}) == {}
     assert _kept_runs({}, settings) == {}
+
+
+def _accuracy_payload(steps: int, accuracy: dict[str, float]) -> dict:
+    method = {"group": "matched", "description": "m", "learning_rate": 1e-2,
+              "head_learning_rate": None}
+    runs = {f"rt/{name}/{seed}": {"accuracy": value, "nonzero_values": 100, "steps": steps}
+            for name, value in accuracy.items() for seed in (0, 1)}
+    summary = {"rt": {name: {"mean": value, "std": 0.0, "seeds": 2}
+                      for name, value in accuracy.items()}}
+    return {"settings": {"train_rows": 64, "eval_rows": 32, "epochs": 1, "batch_size": 32,
+                         "sequence_length": 64, "budget_fraction": 0.005,
+                         "methods": dict.fromkeys([*accuracy, "ghost"], method)},
+            "runs": runs, "summary": summary}
+
+
+def test_markdown_reports_targets_for_every_accuracy_budget(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(markdown, "RESULTS_DIR", tmp_path)
+    _write(tmp_path, "accuracy", _accuracy_payload(64, {"full": 0.80, "lora": 0.78,
+                                                        "sparse": 0.77}))
+    _write(tmp_path, "accuracy_256", _accuracy_payload(256, {"full": 0.85, "lora": 0.83,
+                                                             "sparse": 0.845}))
+    page = tmp_path / "BENCHMARKS.md"
+    markdown.regenerate(page)
+    text = page.read_text()
+    assert "| rt, 64 steps: sparse within 1 point of full | -3.00 points (2 seeds) | " \
+           "**missed** |" in text
+    assert "| rt, 256 steps: sparse within 1 point of full | -0.50 points (2 seeds) | " \
+           "**met** |" in text
+    assert "| rt, 256 steps: sparse ≥ LoRA at the matched budget | +1.50 points" in text
+    assert "## Accuracy at an equal budget, longer training (256 steps)" in text
+    assert "`python -m benchmarks accuracy_256`" in text  # the longer run's own command
+    assert (tmp_path / "accuracy.png").exists()
+    assert "ghost" not in text  # described by the settings, but without a single run

@@ -46,18 +46,27 @@ class Interrupted(Exception):
     pass
 
 
-def test_killed_run_resumes_to_the_same_result(classification, tmp_path) -> None:
-    whole = _adapted(classification)
+# (adapter settings, step the run is killed at): the learned schedule hardens its gates into
+# masks at step 13 of 18 (prune_end 0.7); killed at 10 the resumed run crosses the hardening,
+# killed at 17 it resumes from a checkpoint taken after it (step 16).
+RESUME_CASES = [({}, 10), ({"schedule": "learned", "scorer": "random"}, 10),
+                ({"schedule": "learned", "scorer": "random"}, 17)]
+
+
+@pytest.mark.parametrize(("settings", "kill_step"), RESUME_CASES)
+def test_killed_run_resumes_to_the_same_result(classification, tmp_path, settings,
+                                               kill_step) -> None:
+    whole = _adapted(classification, **settings)
     expected = train(whole, classification, TRAIN, EVAL, _config(), out_dir=tmp_path / "whole")
 
-    def kill_at_step_10(step: int) -> None:
-        if step == 10:
+    def kill(step: int) -> None:
+        if step == kill_step:
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        train(_adapted(classification), classification, TRAIN, EVAL, _config(),
-              out_dir=tmp_path / "killed", on_step=kill_at_step_10)
-    resumed_model = _adapted(classification)
+        train(_adapted(classification, **settings), classification, TRAIN, EVAL, _config(),
+              out_dir=tmp_path / "killed", on_step=kill)
+    resumed_model = _adapted(classification, **settings)
     resumed = train(resumed_model, classification, TRAIN, EVAL, _config(),
                     out_dir=tmp_path / "killed", resume=True)
     assert resumed.steps == expected.steps == 18
@@ -144,6 +153,31 @@ def test_schedules_end_with_exact_masks(classification, schedule: str) -> None:
     assert sum(w.kept for w in weights) == budget_total(sizes, 0.3, "global")
     assert all(torch.count_nonzero(w.weight[~w.mask]) == 0 for w in weights)
     assert model.masks_final("default")
+
+
+def test_learned_gates_harden_at_prune_end_then_the_kept_weights_train(classification) -> None:
+    model = _adapted(classification, schedule="learned", scorer="random", prune_end=0.5)
+    weights = [m for _, a in model.adapter_modules("default") for m in a.modules()
+               if isinstance(m, MaskedWeight)]
+    seen = {}
+
+    def watch(step: int) -> None:
+        seen[step] = (all(w.log_alpha is not None for w in weights),
+                      all(w.log_alpha is None and w.mask is not None for w in weights),
+                      torch.cat([w.weight.detach().flatten() for w in weights]).clone())
+
+    result = train(model, classification, TRAIN, EVAL, _config(epochs=2), on_step=watch)
+    hardening = round(0.5 * result.steps)
+    assert all(seen[s][0] for s in range(1, hardening))  # gated before prune_end
+    assert all(seen[s][1] for s in range(hardening, result.steps + 1))  # masked after
+    sizes = {str(i): w.weight.numel() for i, w in enumerate(weights)}
+    assert sum(w.kept for w in weights) == budget_total(sizes, 0.3, "global")
+    after_cut, last = seen[hardening][2], seen[result.steps][2]
+    kept = torch.cat([w.mask.flatten() for w in weights])
+    assert not torch.equal(after_cut[kept], last[kept])  # the kept weights went on training
+    assert torch.count_nonzero(last[~kept]) == 0  # the cut ones stayed at zero
+    assert model.masks_final("default")
+    assert result.best_step is not None and result.best_step >= hardening  # hardened states only
 
 
 def test_full_fine_tuning_and_peft_models_train(classification) -> None:

@@ -49,7 +49,8 @@ class AdapterConfig:
     l0_lambda: float = 0.1  # "learned": weight of the L0 penalty (expected fraction of open gates)
     l0_beta: float = 2.0 / 3.0  # "learned": hard-concrete temperature
     prune_start: float = 0.1  # "gradual"/"movement": fraction of training before pruning starts
-    prune_end: float = 0.7  # "gradual"/"movement": fraction of training when density is reached
+    prune_end: float = 0.7  # "gradual"/"movement"/"learned": fraction of training when the
+    #                         final density is reached (the rest fine-tunes under that mask)
     prune_every: int = 10  # "gradual"/"movement": steps between mask updates
     synflow_iterations: int = 20  # "synflow": pruning rounds (Tanaka et al. 2020)
     save_dtype: str | None = None  # dtype of stored values: None = the adapter's own dtype

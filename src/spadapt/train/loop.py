@@ -65,9 +65,7 @@ def _schedule_allows_selection(model: nn.Module, step: int, total: int) -> bool:
     if not isinstance(model, AdaptedModel) or model.active_adapter is None:
         return True
     config = model.configs[model.active_adapter]
-    if config.schedule == "learned":
-        return False  # gates become a mask only at finalize
-    if config.schedule in ("gradual", "movement"):
+    if config.schedule in ("gradual", "movement", "learned"):
         return step >= round(config.prune_end * total)
     return True
 
