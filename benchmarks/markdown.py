@@ -140,11 +140,9 @@ def _seeds(count: int) -> str:
     return f"{count} seed" + ("" if count == 1 else "s")
 
 
-def _accuracy_results() -> list[dict]:
-    """accuracy.json (the main budget) first, then any longer-training accuracy_*.json."""
-    main = _load("accuracy")
-    others = [json.loads(p.read_text()) for p in sorted(RESULTS_DIR.glob("accuracy_*.json"))]
-    return ([main] if main else []) + others
+def _longer_accuracy_results() -> list[dict]:
+    """The longer-training accuracy_*.json results beside the main accuracy.json."""
+    return [_load(path.stem) for path in sorted(RESULTS_DIR.glob("accuracy_*.json"))]
 
 
 def training_steps(result: dict) -> int:
@@ -219,7 +217,7 @@ def _accuracy_plot(summary: dict, values: dict, methods: dict) -> None:
 
 
 def targets_section(step: dict | None, storage: dict | None, inference: dict | None,
-                    accuracies: list[dict]) -> list[str]:
+                    accuracy: dict | None, longer: list[dict]) -> list[str]:
     rows = []
     if step:
         c = step["competitors"]
@@ -270,7 +268,7 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
                          _verdict(value, 0.8, higher_is_better=True)))
         swap = inference["hot_swap"]["set_adapter_seconds"]["median"] * 1e3
         rows.append(("hot-swap median ≤ 5 ms", f"{swap:.3f} ms", _verdict(swap, 5.0)))
-    for result in accuracies:
+    for result in ([accuracy] if accuracy else []) + longer:
         steps = training_steps(result)
         for dataset, table in result["summary"].items():
             if not {"sparse", "full", "lora"} <= set(table):
@@ -283,7 +281,6 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
             rows.append((f"{dataset}, {steps} steps: sparse ≥ LoRA at the matched budget",
                          f"{100 * (sparse - lora):+.2f} points ({_seeds(seeds)})",
                          _verdict(sparse - lora, 0.0, higher_is_better=True)))
-    accuracy = accuracies[0] if accuracies and accuracies[0]["name"] == "accuracy" else None
     if accuracy:
         claims = (("claim_snip_0.6", "SNIP at density 0.6 ≥ dense adapter (r=64)", 0.0),
                   ("claim_random_0.2", "random at density 0.2 within 1 point of dense (r=64)",
@@ -335,19 +332,22 @@ def poc_section() -> list[str]:
 
 
 def generated() -> str:
-    step, storage, inference = (_load(n) for n in ("train_step", "storage", "inference"))
-    accuracies = _accuracy_results()
+    step, storage, inference, accuracy = (_load(n) for n in
+                                          ("train_step", "storage", "inference", "accuracy"))
+    longer = _longer_accuracy_results()
     lines = [BEGIN, "", "Everything from here to the end marker is written by "
              "`python -m benchmarks markdown` from `benchmarks/results/*.json`.", ""]
-    lines += targets_section(step, storage, inference, accuracies)
+    lines += targets_section(step, storage, inference, accuracy, longer)
     if step:
         lines += step_section(step)
     if storage:
         lines += storage_section(storage)
     if inference:
         lines += inference_section(inference)
-    for result in accuracies:
-        lines += accuracy_section(result, main=result["name"] == "accuracy")
+    if accuracy:
+        lines += accuracy_section(accuracy)
+    for result in longer:
+        lines += accuracy_section(result, main=False)
     lines += poc_section()
     return "\n".join(lines + [END])
 

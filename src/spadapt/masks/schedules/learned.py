@@ -23,41 +23,43 @@ class LearnedSchedule:
         self.config = config
         self.weights = weights
         self.total = sum(w.weight.numel() for w in weights.values())
-        self._hardened = False
 
     def start(self) -> None:
         for weight in self.weights.values():
             weight.enable_gates(self.config.l0_beta)
 
+    def _gated(self) -> dict[str, MaskedWeight]:
+        """The weights that still have gates (all of them until hardening, none after)."""
+        return {name: w for name, w in self.weights.items() if w.log_alpha is not None}
+
     @property
     def current_density(self) -> float:
         """1.0 while gated, the configured density once hardened (saved in checkpoints)."""
-        return self.config.density if self._hardened else 1.0
+        return 1.0 if self._gated() else self.config.density
 
     @current_density.setter
     def current_density(self, density: float) -> None:
         """Restore from a checkpoint: one taken after hardening already holds the folded
         weights and final masks, so only the gates are dropped."""
-        if density < 1.0 and not self._hardened:
+        if density < 1.0:
             for weight in self.weights.values():
                 weight.log_alpha = None
-            self._hardened = True
 
     def step(self, step: int, total_steps: int) -> None:
-        if not self._hardened and step >= round(self.config.prune_end * total_steps):
+        if step >= round(self.config.prune_end * total_steps):
             self.harden()
 
     def regularization(self) -> torch.Tensor | None:
-        gated = [w for w in self.weights.values() if w.log_alpha is not None]
+        gated = self._gated().values()
         if not gated:
             return None
         open_gates = sum(expected_l0(w.log_alpha, w.gate_beta) for w in gated)
         return self.config.l0_lambda * open_gates / self.total
 
     def harden(self) -> None:
-        """Keep the top-k gate logits to the exact budget; fold the gates into the weights."""
-        gated = {name: w for name, w in self.weights.items() if w.log_alpha is not None}
-        self._hardened = True
+        """Keep the top-k gate logits to the exact budget; fold the gates into the weights.
+        A no-op once hardened."""
+        gated = self._gated()
         if not gated:
             return
         scores = {name: w.log_alpha.detach() for name, w in gated.items()}
