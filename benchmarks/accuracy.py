@@ -17,6 +17,12 @@ evaluation rows; learning rates are the builtin recipes' (SHiRA and Super-Tuning
 values inside the base weights like sparse_delta, get sparse_delta's). Results go to
 benchmarks/results/accuracy.json after every run, so a long run shows progress and resumes.
 
+Learning-rate sweep: `--lr-scales 0.5,1,2` runs each method at those multiples of its recipe's
+learning rate (the head's own rate, where a recipe sets one, stays), as methods named
+`<method>@<scale>x`; `--validation-rows N` also scores every run on N training-split rows that
+are not among its training rows, so that a learning rate can be chosen without the evaluation
+rows (BENCHMARKS.md chooses by seed 0's validation accuracy and reports the evaluation rows).
+
     python -m benchmarks accuracy [--datasets rotten_tomatoes,reuters_r8] [--seeds 0,1,2]
 """
 
@@ -35,7 +41,7 @@ import torch
 from torch import nn
 
 from spadapt import AdaptedModel
-from spadapt.poc import _subset, build_model
+from spadapt.poc import _subset, build_model, load_seeded_base
 from spadapt.recipe import load_recipe
 
 from .common import BATCH_SIZE, RESULTS_DIR, SEQUENCE_LENGTH, write_result
@@ -52,6 +58,7 @@ class Entry:
     build: Callable[[nn.Module, list[str], list[dict], int], nn.Module]  # base, labels, calib, seed
     learning_rate: float  # AdamW peak learning rate of the method's recipe
     head_learning_rate: float | None = None  # the recipe's head learning rate
+    by_default: bool = True  # run when --methods is not given (variants run only when named)
 
 
 def _lora_layers(base: nn.Module, names: tuple[str, ...]) -> list[nn.Linear]:
@@ -140,6 +147,19 @@ def entries(base: nn.Module) -> list[Entry]:
               f"spadapt sparse_delta (all linear layers, density {density:.4f})",
               _spadapt({"method": "sparse_delta", "density": density, "scorer": "magnitude"},
                        "sparse_delta"), **rates("sparse_delta")),
+        # Other configurations of the sparse adapter at the same budget, run when named (the
+        # sweep's choice on validation rows: BENCHMARKS.md, "Learning-rate sweep").
+        *[Entry(f"sparse+{variant}", "variants", f"spadapt sparse adapter {text}",
+                _spadapt({**pfeiffer, "bottleneck": sparse_r, "density": 0.2, "scorer": "snip",
+                          **changes}, "sparse"), **rates("sparse"), by_default=False)
+          for variant, text, changes in (
+              ("houlsby", f"r={round(sparse_r / 2)}, SNIP, density 0.2, Houlsby (2 per layer)",
+               {"placement": "houlsby", "bottleneck": round(sparse_r / 2)}),
+              ("parallel", f"r={sparse_r}, SNIP, density 0.2, parallel to the FFN",
+               {"placement": "parallel"}),
+              ("density0.5", f"r={round(sparse_r * 0.2 / 0.5)}, SNIP, density 0.5",
+               {"density": 0.5, "bottleneck": round(sparse_r * 0.2 / 0.5)}),
+              ("random", f"r={sparse_r}, random, density 0.2", {"scorer": "random"}))],
         Entry("claim_dense_r64", "claims", "dense adapter r=64",
               _spadapt({**pfeiffer, "bottleneck": 64, "density": 1.0}, "adapter"),
               **rates("adapter")),
@@ -153,6 +173,27 @@ def entries(base: nn.Module) -> list[Entry]:
               _spadapt({**pfeiffer, "bottleneck": 64, "density": 0.2, "scorer": "snip",
                         "large_sparse": True}, "large_sparse"), **rates("large_sparse")),
     ]
+
+
+def swept(chosen: list[Entry], scales: list[float]) -> list[Entry]:
+    """Each entry at each multiple of its learning rate, named `<name>@<scale>x`."""
+    return [dataclasses.replace(entry, name=f"{entry.name}@{scale:g}x",
+                                description=f"{entry.description}, "
+                                            f"lr {entry.learning_rate * scale:.2g}",
+                                learning_rate=entry.learning_rate * scale)
+            for entry in chosen for scale in scales]
+
+
+def sweep_base(name: str) -> tuple[str, float]:
+    """(method, learning-rate scale) of a result name; scale 1 for an unswept one."""
+    method, _, scale = name.partition("@")
+    return method, float(scale.removesuffix("x")) if scale else 1.0
+
+
+def validation_rows(train: list, train_rows: list, rows: int, seed: int) -> list:
+    """A fixed-seed stratified subset of the training split's rows not in `train_rows`."""
+    used = {id(row) for row in train_rows}
+    return _subset([row for row in train if id(row) not in used], rows, seed)
 
 
 def nonzero_values(model: nn.Module) -> int:
@@ -173,12 +214,14 @@ def run_one(entry: Entry, dataset: str, seed: int, options: argparse.Namespace) 
     split = load_dataset(f"builtin:{dataset}", seed=seed)
     train_rows = _subset(split.train, options.train_rows, seed)
     eval_rows = _subset(split.eval, options.eval_rows, seed + 1)
+    held_out = validation_rows(split.train, train_rows, options.validation_rows, seed + 2)
     path = str(resolve_model("builtin:minilm"))
     task = ClassificationTask(AutoTokenizer.from_pretrained(path, local_files_only=True),
                               list(split.labels), SEQUENCE_LENGTH)
     calibration = [task.collate(train_rows[i * BATCH_SIZE : (i + 1) * BATCH_SIZE])
                    for i in range(2)]
-    model = entry.build(task.load_base(path), list(split.labels), calibration, seed)
+    model = entry.build(load_seeded_base(task, path, seed), list(split.labels), calibration,
+                        seed)
     config = TrainConfig(learning_rate=entry.learning_rate,
                          head_learning_rate=entry.head_learning_rate, epochs=options.epochs,
                          batch_size=BATCH_SIZE, max_length=SEQUENCE_LENGTH, seed=seed,
@@ -186,9 +229,13 @@ def run_one(entry: Entry, dataset: str, seed: int, options: argparse.Namespace) 
                          log_csv=False, log_tensorboard=False)
     started = time.perf_counter()
     result = train(model, task, train_rows, eval_rows, config)
-    return {"accuracy": result.final_metrics["accuracy"],
-            "macro_f1": result.final_metrics["macro_f1"], "nonzero_values": nonzero_values(model),
-            "steps": result.steps, "seconds": time.perf_counter() - started}
+    scores = {"accuracy": result.final_metrics["accuracy"],
+              "macro_f1": result.final_metrics["macro_f1"],
+              "nonzero_values": nonzero_values(model), "steps": result.steps,
+              "seconds": time.perf_counter() - started}
+    if held_out:
+        scores["validation_accuracy"] = task.evaluate(model, held_out, BATCH_SIZE)["accuracy"]
+    return scores
 
 
 def summarize(runs: dict) -> dict:
@@ -229,7 +276,15 @@ def run(options: argparse.Namespace) -> dict:
     chosen = entries(load_base(rows=64).model)
     if options.methods:
         wanted = options.methods.split(",")
+        unknown = set(wanted) - {e.name for e in chosen}
+        if unknown:
+            raise SystemExit(f"--methods: no method named {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(e.name for e in chosen)}")
         chosen = [e for e in chosen if e.name in wanted]
+    else:
+        chosen = [e for e in chosen if e.by_default]
+    if options.lr_scales:
+        chosen = swept(chosen, [float(s) for s in options.lr_scales.split(",")])
     settings = {"train_rows": options.train_rows, "eval_rows": options.eval_rows,
                 "epochs": options.epochs, "batch_size": BATCH_SIZE,
                 "sequence_length": SEQUENCE_LENGTH, "budget_fraction": BUDGET_FRACTION,
@@ -237,6 +292,8 @@ def run(options: argparse.Namespace) -> dict:
                                      "learning_rate": e.learning_rate,
                                      "head_learning_rate": e.head_learning_rate}
                             for e in chosen}}
+    if options.validation_rows:  # absent otherwise: files written before it stay resumable
+        settings["validation_rows"] = options.validation_rows
     previous = json.loads(path.read_text()) if path.exists() and options.resume else {}
     runs = _kept_runs(previous, settings)
     if runs:  # methods of the previous file that this call does not run stay described
@@ -277,6 +334,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-rows", type=int, default=2048)
     parser.add_argument("--eval-rows", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--lr-scales", default="",
+                        help="comma-separated multiples of each recipe's learning rate to sweep")
+    parser.add_argument("--validation-rows", type=int, default=0,
+                        help="also score each run on this many held-out training-split rows")
     parser.add_argument("--name", default="accuracy", help="result file name (no .json)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the runs already in benchmarks/results/accuracy.json")

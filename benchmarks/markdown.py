@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -145,6 +146,71 @@ def _longer_accuracy_results() -> list[dict]:
     return [_load(path.stem) for path in sorted(RESULTS_DIR.glob("accuracy_*.json"))]
 
 
+def _sweep_results() -> list[dict]:
+    """The learning-rate sweeps, sweep_*.json."""
+    return [_load(path.stem) for path in sorted(RESULTS_DIR.glob("sweep_*.json"))]
+
+
+def chosen_learning_rates(result: dict) -> dict[str, dict[str, str]]:
+    """Per dataset, per method: the swept run name (`<method>@<scale>x`, or
+    `<method>+<configuration>@<scale>x` for another configuration of the method at the same
+    budget) with the best seed-0 validation accuracy, among the methods whose runs all have
+    one; a tie goes to the scale nearest the recipe's own rate."""
+    from .accuracy import sweep_base
+
+    candidates: dict[str, dict[str, list[tuple[float, float, str]]]] = {}
+    for key, run in result["runs"].items():
+        dataset, name, seed = key.split("/")
+        if seed != "0" or "@" not in name:
+            continue
+        configuration, scale = sweep_base(name)
+        method = configuration.split("+")[0]
+        validation = run.get("validation_accuracy")
+        candidates.setdefault(dataset, {}).setdefault(method, []).append(
+            (validation if validation is not None else float("nan"),
+             -abs(math.log(scale)), name))
+    return {dataset: {method: max(options)[2] for method, options in methods.items()
+                      if not any(math.isnan(o[0]) for o in options)}
+            for dataset, methods in candidates.items()}
+
+
+def sweep_section(result: dict) -> list[str]:
+    from .accuracy import sweep_base
+
+    settings = result["settings"]
+    chosen = chosen_learning_rates(result)
+    lines = [f"## Learning-rate sweep, {training_steps(result)} steps", "",
+             f"MiniLM, {settings['train_rows']} training rows, {settings['epochs']} epoch(s), "
+             f"batch {settings['batch_size']} × {settings['sequence_length']} tokens; each "
+             "method at multiples of its recipe's learning rate (a head rate set by the recipe "
+             "stays), and other configurations of a method at the same budget "
+             "(`sparse+houlsby`: placement, density, scorer) compete with it. "
+             f"Validation: {settings['validation_rows']} rows of the training split "
+             f"that are not training rows, seed 0; per method, the run with the best validation "
+             f"accuracy is chosen (✓) and its evaluation accuracy ({settings['eval_rows']} "
+             "evaluation rows, never used to choose) is the mean ± std over the seeds it ran. "
+             f"{_machine(result)}.", "",
+             "| dataset | method | learning rate | validation accuracy (seed 0) | "
+             "evaluation accuracy | chosen |", "|---|---|---|---|---|---|"]
+    runs = result["runs"]
+    for dataset, table in result["summary"].items():
+        names = sorted(table, key=sweep_base)
+        for name in names:
+            method = settings["methods"][name]
+            validation = runs.get(f"{dataset}/{name}/0", {}).get("validation_accuracy")
+            entry = table[name]
+            configuration, scale = sweep_base(name)
+            mark = "✓" if chosen.get(dataset, {}).get(configuration.split("+")[0]) == name \
+                else ""
+            described = method["description"].rsplit(", lr ", 1)[0]  # the rate has a column
+            lines.append(f"| {dataset} | {configuration}: {described} | "
+                         f"{method['learning_rate']:.2g} ({scale:g} ×) | "
+                         + (f"{validation:.4f}" if validation is not None else "–")
+                         + f" | {entry['mean']:.4f} ± {entry['std']:.4f} ({entry['seeds']}) | "
+                         f"{mark} |")
+    return lines + [""]
+
+
 def training_steps(result: dict) -> int:
     """Optimizer steps of the runs in an accuracy result (their median)."""
     return int(statistics.median(run["steps"] for run in result["runs"].values()))
@@ -216,8 +282,24 @@ def _accuracy_plot(summary: dict, values: dict, methods: dict) -> None:
     plt.close(figure)
 
 
+def _accuracy_target_rows(label: str, table: dict) -> list[tuple[str, str, str]]:
+    """The two accuracy targets' rows from a {method: mean/std/seeds} table holding the sparse
+    adapter, full fine-tuning and LoRA (none when one of them is missing)."""
+    if not {"sparse", "full", "lora"} <= set(table):
+        return []
+    sparse, full, lora = (table[n]["mean"] for n in ("sparse", "full", "lora"))
+    seeds = min(table[n]["seeds"] for n in ("sparse", "full", "lora"))
+    return [(f"{label}: sparse within 1 point of full",
+             f"{100 * (sparse - full):+.2f} points ({_seeds(seeds)})",
+             _verdict(sparse - full, -0.01, higher_is_better=True)),
+            (f"{label}: sparse ≥ LoRA at the matched budget",
+             f"{100 * (sparse - lora):+.2f} points ({_seeds(seeds)})",
+             _verdict(sparse - lora, 0.0, higher_is_better=True))]
+
+
 def targets_section(step: dict | None, storage: dict | None, inference: dict | None,
-                    accuracy: dict | None, longer: list[dict]) -> list[str]:
+                    accuracy: dict | None, longer: list[dict],
+                    sweeps: list[dict]) -> list[str]:
     rows = []
     if step:
         c = step["competitors"]
@@ -271,16 +353,13 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
     for result in ([accuracy] if accuracy else []) + longer:
         steps = training_steps(result)
         for dataset, table in result["summary"].items():
-            if not {"sparse", "full", "lora"} <= set(table):
-                continue
-            sparse, full, lora = (table[n]["mean"] for n in ("sparse", "full", "lora"))
-            seeds = min(table[n]["seeds"] for n in ("sparse", "full", "lora"))
-            rows.append((f"{dataset}, {steps} steps: sparse within 1 point of full",
-                         f"{100 * (sparse - full):+.2f} points ({_seeds(seeds)})",
-                         _verdict(sparse - full, -0.01, higher_is_better=True)))
-            rows.append((f"{dataset}, {steps} steps: sparse ≥ LoRA at the matched budget",
-                         f"{100 * (sparse - lora):+.2f} points ({_seeds(seeds)})",
-                         _verdict(sparse - lora, 0.0, higher_is_better=True)))
+            rows += _accuracy_target_rows(f"{dataset}, {steps} steps", table)
+    for result in sweeps:
+        steps = training_steps(result)
+        for dataset, choice in chosen_learning_rates(result).items():
+            table = {method: result["summary"][dataset][name] for method, name in choice.items()}
+            rows += _accuracy_target_rows(
+                f"{dataset}, {steps} steps, learning rates chosen on validation", table)
     if accuracy:
         claims = (("claim_snip_0.6", "SNIP at density 0.6 ≥ dense adapter (r=64)", 0.0),
                   ("claim_random_0.2", "random at density 0.2 within 1 point of dense (r=64)",
@@ -335,9 +414,10 @@ def generated() -> str:
     step, storage, inference, accuracy = (_load(n) for n in
                                           ("train_step", "storage", "inference", "accuracy"))
     longer = _longer_accuracy_results()
+    sweeps = _sweep_results()
     lines = [BEGIN, "", "Everything from here to the end marker is written by "
              "`python -m benchmarks markdown` from `benchmarks/results/*.json`.", ""]
-    lines += targets_section(step, storage, inference, accuracy, longer)
+    lines += targets_section(step, storage, inference, accuracy, longer, sweeps)
     if step:
         lines += step_section(step)
     if storage:
@@ -348,6 +428,8 @@ def generated() -> str:
         lines += accuracy_section(accuracy)
     for result in longer:
         lines += accuracy_section(result, main=False)
+    for result in sweeps:
+        lines += sweep_section(result)
     lines += poc_section()
     return "\n".join(lines + [END])
 

@@ -4,6 +4,7 @@ and BENCHMARKS.md regeneration. (The suite itself runs on the real MiniLM: `make
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 
@@ -183,3 +184,95 @@ def test_markdown_reports_targets_for_every_accuracy_budget(tmp_path, monkeypatc
     assert "`python -m benchmarks accuracy_256`" in text  # the longer run's own command
     assert (tmp_path / "accuracy.png").exists()
     assert "ghost" not in text  # described by the settings, but without a single run
+
+
+def test_validation_rows_are_held_out_from_the_training_rows() -> None:
+    from benchmarks.accuracy import validation_rows
+
+    @dataclasses.dataclass(eq=False)  # identity, as the loader's rows
+    class Row:
+        text: str
+        label: int
+
+    split = [Row(f"r{i}", i % 2) for i in range(40)]
+    training = split[:10]
+    held_out = validation_rows(split, training, 12, seed=3)
+    assert len(held_out) == 12 and not {id(r) for r in held_out} & {id(r) for r in training}
+    assert [r.label for r in held_out].count(0) == 6  # stratified
+    assert held_out == validation_rows(split, training, 12, seed=3)  # fixed seed
+    assert validation_rows(split, training, 0, seed=3) == []
+
+
+def test_swept_entries_scale_only_the_learning_rate() -> None:
+    from benchmarks.accuracy import Entry, sweep_base, swept
+
+    entry = Entry("full", "matched", "full fine-tuning", build=lambda *a: None,
+                  learning_rate=1e-4, head_learning_rate=2e-3)
+    half, double = swept([entry], [0.5, 2])
+    assert (half.name, half.learning_rate, half.head_learning_rate) == ("full@0.5x", 5e-5, 2e-3)
+    assert double.learning_rate == 2e-4 and double.description.endswith("lr 0.0002")
+    assert sweep_base("full@0.5x") == ("full", 0.5) and sweep_base("full") == ("full", 1.0)
+
+
+def _sweep_payload(validation: dict[str, float], accuracy: dict[str, float]) -> dict:
+    """A sweep result: `validation` (seed 0) and evaluation `accuracy` per swept name."""
+    runs = {f"rt/{name}/0": {"accuracy": accuracy[name], "nonzero_values": 100, "steps": 256,
+                             "validation_accuracy": value}
+            for name, value in validation.items()}
+    methods = {name: {"group": "matched", "description": "m",
+                      "learning_rate": 1e-3 * float(name.split("@")[1][:-1]),
+                      "head_learning_rate": None} for name in validation}
+    summary = {"rt": {name: {"mean": accuracy[name], "std": 0.0, "seeds": 1}
+                      for name in validation}}
+    return {"settings": {"train_rows": 64, "eval_rows": 32, "validation_rows": 16, "epochs": 1,
+                         "batch_size": 32, "sequence_length": 64, "budget_fraction": 0.005,
+                         "methods": methods},
+            "runs": runs, "summary": summary}
+
+
+def test_sweep_chooses_on_validation_and_reports_the_evaluation_rows(tmp_path,
+                                                                     monkeypatch) -> None:
+    monkeypatch.setattr(markdown, "RESULTS_DIR", tmp_path)
+    validation = {"sparse@0.5x": 0.80, "sparse@1x": 0.78, "sparse+houlsby@1x": 0.85,
+                  "full@1x": 0.81, "full@2x": 0.81, "lora@1x": 0.70, "lora@2x": 0.79}
+    # evaluation accuracy would choose otherwise: the choice must not look at it
+    accuracy = {"sparse@0.5x": 0.795, "sparse@1x": 0.90, "sparse+houlsby@1x": 0.91,
+                "full@1x": 0.80, "full@2x": 0.95, "lora@1x": 0.99, "lora@2x": 0.78}
+    _write(tmp_path, "sweep_256", _sweep_payload(validation, accuracy))
+    # another configuration of the method at the same budget competes with it
+    assert markdown.chosen_learning_rates(markdown._load("sweep_256"))["rt"]["sparse"] == \
+        "sparse+houlsby@1x"
+    validation["sparse+houlsby@1x"] = 0.79
+    _write(tmp_path, "sweep_256", _sweep_payload(validation, accuracy))
+    assert markdown.chosen_learning_rates(markdown._load("sweep_256")) == {
+        "rt": {"sparse": "sparse@0.5x", "full": "full@1x", "lora": "lora@2x"}}  # tie: 1 ×
+    page = tmp_path / "BENCHMARKS.md"
+    markdown.regenerate(page)
+    text = page.read_text()
+    assert "| rt, 256 steps, learning rates chosen on validation: sparse within 1 point of " \
+           "full | -0.50 points (1 seed) | **met** |" in text
+    assert "| rt, 256 steps, learning rates chosen on validation: sparse ≥ LoRA at the " \
+           "matched budget | +1.50 points (1 seed) | **met** |" in text
+    assert "| rt | sparse: m | 0.0005 (0.5 ×) | 0.8000 | 0.7950 ± 0.0000 (1) | ✓ |" in text
+    assert "| rt | sparse: m | 0.001 (1 ×) | 0.7800 | 0.9000 ± 0.0000 (1) |  |" in text
+    assert "| rt | sparse+houlsby: m | 0.001 (1 ×) | 0.7900 | 0.9100 ± 0.0000 (1) |  |" in text
+
+
+def test_sparse_configurations_keep_the_matched_budget_and_run_only_when_named() -> None:
+    from benchmarks.accuracy import entries, nonzero_values
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)  # MiniLM's shapes (384 wide, 6 layers), a small vocabulary
+    base = BertForSequenceClassification(BertConfig(
+        vocab_size=512, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+        intermediate_size=1536, num_labels=2))
+    listed = {entry.name: entry for entry in entries(base)}
+    variants = [name for name, entry in listed.items() if not entry.by_default]
+    assert variants and all(name.startswith("sparse+") for name in variants)
+    batch = make_batch("bert", rows=4, length=8)
+    batch["labels"] = batch["labels"] % 2
+    values = {name: nonzero_values(listed[name].build(copy.deepcopy(base), ["a", "b"],
+                                                      [batch], 0))
+              for name in ["sparse", *variants]}
+    for name in variants:
+        assert abs(values[name] / values["sparse"] - 1) < 0.03, (name, values)

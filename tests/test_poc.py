@@ -183,3 +183,22 @@ def test_poc_on_prompt_response_data_with_a_tiny_llama(tmp_path) -> None:
         assert method["perplexity"] > 1 and 0 <= method["exact_match"] <= 1
         assert method["confusion_matrix"] is None
     assert "sparse_delta" in (out / "report.html").read_text()
+
+
+def test_a_seeded_base_does_not_depend_on_what_ran_before(workspace) -> None:
+    import torch
+
+    from spadapt.poc import load_seeded_base
+    from spadapt.tasks import ClassificationTask
+
+    # three labels: the saved two-label head is replaced by a new one
+    classification = ClassificationTask(task().tokenizer, ["a", "b", "c"], max_length=16)
+    first = load_seeded_base(classification, workspace["model"], seed=3)
+    torch.rand(1000)  # another method's run consumed random numbers meanwhile
+    second = load_seeded_base(classification, workspace["model"], seed=3)
+    other = load_seeded_base(classification, workspace["model"], seed=4)
+    head = [name for name, _ in first.named_parameters() if name.startswith("classifier")]
+    assert head
+    state = [dict(m.named_parameters()) for m in (first, second, other)]
+    assert all(torch.equal(state[0][n], state[1][n]) for n in head)
+    assert not all(torch.equal(state[0][n], state[2][n]) for n in head)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from . import __version__, atomic
 from .errors import SpadaptError
@@ -92,6 +93,13 @@ def machine_info() -> dict:
             "torch": torch.__version__, "python": platform.python_version()}
 
 
+def load_seeded_base(task, model_path: str, seed: int) -> nn.Module:
+    """`task`'s base model with its new head initialised from `seed`, so that a method's run
+    does not depend on what ran before it in the process."""
+    torch.manual_seed(seed)
+    return task.load_base(model_path)
+
+
 def build_model(recipe: Recipe, base, labels: list[str], calibration: list[dict], seed: int):
     """The model to train for `recipe`, built on `base` (which it may modify)."""
     torch.manual_seed(seed)
@@ -142,7 +150,7 @@ def run_method(recipe: Recipe, task, split_train: list, split_eval: list, option
 
     directory = options.out / recipe.name
     directory.mkdir(parents=True, exist_ok=True)
-    base = task.load_base(model_path)
+    base = load_seeded_base(task, model_path, options.seed)
     calibration = [task.collate(split_train[i * 32 : (i + 1) * 32])
                    for i in range(CALIBRATION_BATCHES) if i * 32 < len(split_train)]
     model = build_model(recipe, base, task.labels, calibration, options.seed)
