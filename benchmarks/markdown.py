@@ -155,10 +155,11 @@ def chosen_learning_rates(result: dict) -> dict[str, dict[str, str]]:
     """Per dataset, per method: the swept run name (`<method>@<scale>x`, or
     `<method>+<configuration>@<scale>x` for another configuration of the method at the same
     budget) with the best seed-0 validation accuracy, among the methods whose runs all have
-    one; a tie goes to the scale nearest the recipe's own rate."""
+    one; a tie goes to the scale nearest the recipe's own rate, then to the method's own
+    configuration, then to the name that sorts first."""
     from .accuracy import sweep_base
 
-    candidates: dict[str, dict[str, list[tuple[float, float, str]]]] = {}
+    candidates: dict[str, dict[str, list[tuple[float, float, bool, str]]]] = {}
     for key, run in result["runs"].items():
         dataset, name, seed = key.split("/")
         if seed != "0" or "@" not in name:
@@ -167,9 +168,9 @@ def chosen_learning_rates(result: dict) -> dict[str, dict[str, str]]:
         method = configuration.split("+")[0]
         validation = run.get("validation_accuracy")
         candidates.setdefault(dataset, {}).setdefault(method, []).append(
-            (validation if validation is not None else float("nan"),
-             -abs(math.log(scale)), name))
-    return {dataset: {method: max(options)[2] for method, options in methods.items()
+            (-validation if validation is not None else float("nan"), abs(math.log(scale)),
+             configuration != method, name))
+    return {dataset: {method: min(options)[3] for method, options in methods.items()
                       if not any(math.isnan(o[0]) for o in options)}
             for dataset, methods in candidates.items()}
 
@@ -186,9 +187,11 @@ def sweep_section(result: dict) -> list[str]:
              "stays), and other configurations of a method at the same budget "
              "(`sparse+houlsby`: placement, density, scorer) compete with it. "
              f"Validation: {settings['validation_rows']} rows of the training split "
-             f"that are not training rows, seed 0; per method, the run with the best validation "
-             f"accuracy is chosen (✓) and its evaluation accuracy ({settings['eval_rows']} "
-             "evaluation rows, never used to choose) is the mean ± std over the seeds it ran. "
+             "that are not training rows, seed 0; per method, the run with the best validation "
+             "accuracy is chosen (✓; a tie goes to the recipe's rate, then to the recipe's "
+             "configuration, then to name order) and its evaluation accuracy "
+             f"({settings['eval_rows']} evaluation rows, never used to choose) is the mean ± "
+             "std over the seeds it ran. "
              f"{_machine(result)}.", "",
              "| dataset | method | learning rate | validation accuracy (seed 0) | "
              "evaluation accuracy | chosen |", "|---|---|---|---|---|---|"]
@@ -359,7 +362,7 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
         for dataset, choice in chosen_learning_rates(result).items():
             table = {method: result["summary"][dataset][name] for method, name in choice.items()}
             rows += _accuracy_target_rows(
-                f"{dataset}, {steps} steps, learning rates chosen on validation", table)
+                f"{dataset}, {steps} steps, tuned on validation rows", table)
     if accuracy:
         claims = (("claim_snip_0.6", "SNIP at density 0.6 ≥ dense adapter (r=64)", 0.0),
                   ("claim_random_0.2", "random at density 0.2 within 1 point of dense (r=64)",

@@ -242,16 +242,26 @@ def test_sweep_chooses_on_validation_and_reports_the_evaluation_rows(tmp_path,
     # another configuration of the method at the same budget competes with it
     assert markdown.chosen_learning_rates(markdown._load("sweep_256"))["rt"]["sparse"] == \
         "sparse+houlsby@1x"
-    validation["sparse+houlsby@1x"] = 0.79
+    validation["sparse+random@1x"] = validation["sparse+houlsby@1x"]  # a tie: name order
+    accuracy["sparse+random@1x"] = 0.5
+    _write(tmp_path, "sweep_256", _sweep_payload(validation, accuracy))
+    assert markdown.chosen_learning_rates(markdown._load("sweep_256"))["rt"]["sparse"] == \
+        "sparse+houlsby@1x"
+    validation["sparse@1x"] = 0.85  # a tie with the method's own configuration: that one
+    _write(tmp_path, "sweep_256", _sweep_payload(validation, accuracy))
+    assert markdown.chosen_learning_rates(markdown._load("sweep_256"))["rt"]["sparse"] == \
+        "sparse@1x"
+    for name in ("sparse+houlsby@1x", "sparse+random@1x", "sparse@1x"):
+        validation[name] = 0.78 if name == "sparse@1x" else 0.79
     _write(tmp_path, "sweep_256", _sweep_payload(validation, accuracy))
     assert markdown.chosen_learning_rates(markdown._load("sweep_256")) == {
         "rt": {"sparse": "sparse@0.5x", "full": "full@1x", "lora": "lora@2x"}}  # tie: 1 ×
     page = tmp_path / "BENCHMARKS.md"
     markdown.regenerate(page)
     text = page.read_text()
-    assert "| rt, 256 steps, learning rates chosen on validation: sparse within 1 point of " \
+    assert "| rt, 256 steps, tuned on validation rows: sparse within 1 point of " \
            "full | -0.50 points (1 seed) | **met** |" in text
-    assert "| rt, 256 steps, learning rates chosen on validation: sparse ≥ LoRA at the " \
+    assert "| rt, 256 steps, tuned on validation rows: sparse ≥ LoRA at the " \
            "matched budget | +1.50 points (1 seed) | **met** |" in text
     assert "| rt | sparse: m | 0.0005 (0.5 ×) | 0.8000 | 0.7950 ± 0.0000 (1) | ✓ |" in text
     assert "| rt | sparse: m | 0.001 (1 ×) | 0.7800 | 0.9000 ± 0.0000 (1) |  |" in text
