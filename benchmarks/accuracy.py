@@ -147,8 +147,8 @@ def entries(base: nn.Module) -> list[Entry]:
               f"spadapt sparse_delta (all linear layers, density {density:.4f})",
               _spadapt({"method": "sparse_delta", "density": density, "scorer": "magnitude"},
                        "sparse_delta"), **rates("sparse_delta")),
-        # Other configurations of the sparse adapter at the same budget, run when named (the
-        # sweep's choice on validation rows: BENCHMARKS.md, "Learning-rate sweep").
+        # Other configurations of the sparse adapter at the same budget, run when named (they
+        # compete with it on validation rows in the sweep of BENCHMARKS.md).
         *[Entry(f"sparse+{variant}", "variants", f"spadapt sparse adapter {text}",
                 _spadapt({**pfeiffer, "bottleneck": sparse_r, "density": 0.2, "scorer": "snip",
                           **changes}, "sparse"), **rates("sparse"), by_default=False)

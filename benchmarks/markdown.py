@@ -151,7 +151,7 @@ def _sweep_results() -> list[dict]:
     return [_load(path.stem) for path in sorted(RESULTS_DIR.glob("sweep_*.json"))]
 
 
-def chosen_learning_rates(result: dict) -> dict[str, dict[str, str]]:
+def chosen_runs(result: dict) -> dict[str, dict[str, str]]:
     """Per dataset, per method: the swept run name (`<method>@<scale>x`, or
     `<method>+<configuration>@<scale>x` for another configuration of the method at the same
     budget) with the best seed-0 validation accuracy, among the methods whose runs all have
@@ -179,8 +179,8 @@ def sweep_section(result: dict) -> list[str]:
     from .accuracy import sweep_base
 
     settings = result["settings"]
-    chosen = chosen_learning_rates(result)
-    lines = [f"## Learning-rate sweep, {training_steps(result)} steps", "",
+    chosen = chosen_runs(result)
+    lines = [f"## Learning-rate and configuration sweep, {training_steps(result)} steps", "",
              f"MiniLM, {settings['train_rows']} training rows, {settings['epochs']} epoch(s), "
              f"batch {settings['batch_size']} × {settings['sequence_length']} tokens; each "
              "method at multiples of its recipe's learning rate (a head rate set by the recipe "
@@ -359,7 +359,7 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
             rows += _accuracy_target_rows(f"{dataset}, {steps} steps", table)
     for result in sweeps:
         steps = training_steps(result)
-        for dataset, choice in chosen_learning_rates(result).items():
+        for dataset, choice in chosen_runs(result).items():
             table = {method: result["summary"][dataset][name] for method, name in choice.items()}
             rows += _accuracy_target_rows(
                 f"{dataset}, {steps} steps, tuned on validation rows", table)

@@ -166,15 +166,20 @@ def _accuracy_payload(steps: int, accuracy: dict[str, float]) -> dict:
             "runs": runs, "summary": summary}
 
 
+def _regenerated_page(directory) -> str:
+    """BENCHMARKS.md written in `directory` from the result files there."""
+    page = directory / "BENCHMARKS.md"
+    markdown.regenerate(page)
+    return page.read_text()
+
+
 def test_markdown_reports_targets_for_every_accuracy_budget(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(markdown, "RESULTS_DIR", tmp_path)
     _write(tmp_path, "accuracy", _accuracy_payload(64, {"full": 0.80, "lora": 0.78,
                                                         "sparse": 0.77}))
     _write(tmp_path, "accuracy_256", _accuracy_payload(256, {"full": 0.85, "lora": 0.83,
                                                              "sparse": 0.845}))
-    page = tmp_path / "BENCHMARKS.md"
-    markdown.regenerate(page)
-    text = page.read_text()
+    text = _regenerated_page(tmp_path)
     assert "| rt, 64 steps: sparse within 1 point of full | -3.00 points (2 seeds) | " \
            "**missed** |" in text
     assert "| rt, 256 steps: sparse within 1 point of full | -0.50 points (2 seeds) | " \
@@ -240,25 +245,23 @@ def test_sweep_chooses_on_validation_and_reports_the_evaluation_rows(tmp_path,
                 "full@1x": 0.80, "full@2x": 0.95, "lora@1x": 0.99, "lora@2x": 0.78}
     _write(tmp_path, "sweep_256", _sweep_payload(validation, accuracy))
     # another configuration of the method at the same budget competes with it
-    assert markdown.chosen_learning_rates(markdown._load("sweep_256"))["rt"]["sparse"] == \
+    assert markdown.chosen_runs(markdown._load("sweep_256"))["rt"]["sparse"] == \
         "sparse+houlsby@1x"
     validation["sparse+random@1x"] = validation["sparse+houlsby@1x"]  # a tie: name order
     accuracy["sparse+random@1x"] = 0.5
     _write(tmp_path, "sweep_256", _sweep_payload(validation, accuracy))
-    assert markdown.chosen_learning_rates(markdown._load("sweep_256"))["rt"]["sparse"] == \
+    assert markdown.chosen_runs(markdown._load("sweep_256"))["rt"]["sparse"] == \
         "sparse+houlsby@1x"
     validation["sparse@1x"] = 0.85  # a tie with the method's own configuration: that one
     _write(tmp_path, "sweep_256", _sweep_payload(validation, accuracy))
-    assert markdown.chosen_learning_rates(markdown._load("sweep_256"))["rt"]["sparse"] == \
+    assert markdown.chosen_runs(markdown._load("sweep_256"))["rt"]["sparse"] == \
         "sparse@1x"
     for name in ("sparse+houlsby@1x", "sparse+random@1x", "sparse@1x"):
         validation[name] = 0.78 if name == "sparse@1x" else 0.79
     _write(tmp_path, "sweep_256", _sweep_payload(validation, accuracy))
-    assert markdown.chosen_learning_rates(markdown._load("sweep_256")) == {
+    assert markdown.chosen_runs(markdown._load("sweep_256")) == {
         "rt": {"sparse": "sparse@0.5x", "full": "full@1x", "lora": "lora@2x"}}  # tie: 1 ×
-    page = tmp_path / "BENCHMARKS.md"
-    markdown.regenerate(page)
-    text = page.read_text()
+    text = _regenerated_page(tmp_path)
     assert "| rt, 256 steps, tuned on validation rows: sparse within 1 point of " \
            "full | -0.50 points (1 seed) | **met** |" in text
     assert "| rt, 256 steps, tuned on validation rows: sparse ≥ LoRA at the " \
