@@ -185,9 +185,14 @@ def swept(chosen: list[Entry], scales: list[float]) -> list[Entry]:
 
 
 def sweep_base(name: str) -> tuple[str, float]:
-    """(method, learning-rate scale) of a result name; scale 1 for an unswept one."""
-    method, _, scale = name.partition("@")
-    return method, float(scale.removesuffix("x")) if scale else 1.0
+    """(configuration, learning-rate scale) of a result name; scale 1 for an unswept one."""
+    configuration, _, scale = name.partition("@")
+    return configuration, float(scale.removesuffix("x")) if scale else 1.0
+
+
+def method_of(configuration: str) -> str:
+    """The method a configuration belongs to: `sparse+houlsby` is one of `sparse`."""
+    return configuration.split("+")[0]
 
 
 def validation_rows(train: list, train_rows: list, rows: int, seed: int) -> list:

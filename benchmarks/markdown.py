@@ -157,26 +157,30 @@ def chosen_runs(result: dict) -> dict[str, dict[str, str]]:
     budget) with the best seed-0 validation accuracy, among the methods whose runs all have
     one; a tie goes to the scale nearest the recipe's own rate, then to the method's own
     configuration, then to the name that sorts first."""
-    from .accuracy import sweep_base
+    from .accuracy import method_of, sweep_base
 
-    candidates: dict[str, dict[str, list[tuple[float, float, bool, str]]]] = {}
+    candidates: dict[str, dict[str, list[tuple[float | None, str]]]] = {}
     for key, run in result["runs"].items():
         dataset, name, seed = key.split("/")
-        if seed != "0" or "@" not in name:
-            continue
+        if seed == "0" and "@" in name:
+            method = method_of(sweep_base(name)[0])
+            candidates.setdefault(dataset, {}).setdefault(method, []).append(
+                (run.get("validation_accuracy"), name))
+
+    def preference(candidate: tuple[float, str]) -> tuple:
+        validation, name = candidate
         configuration, scale = sweep_base(name)
-        method = configuration.split("+")[0]
-        validation = run.get("validation_accuracy")
-        candidates.setdefault(dataset, {}).setdefault(method, []).append(
-            (-validation if validation is not None else float("nan"), abs(math.log(scale)),
-             configuration != method, name))
-    return {dataset: {method: min(options)[3] for method, options in methods.items()
-                      if not any(math.isnan(o[0]) for o in options)}
+        return (-validation, abs(math.log(scale)), configuration != method_of(configuration),
+                name)
+
+    return {dataset: {method: min(options, key=preference)[1]
+                      for method, options in methods.items()
+                      if all(validation is not None for validation, _ in options)}
             for dataset, methods in candidates.items()}
 
 
 def sweep_section(result: dict) -> list[str]:
-    from .accuracy import sweep_base
+    from .accuracy import method_of, sweep_base
 
     settings = result["settings"]
     chosen = chosen_runs(result)
@@ -203,8 +207,7 @@ def sweep_section(result: dict) -> list[str]:
             validation = runs.get(f"{dataset}/{name}/0", {}).get("validation_accuracy")
             entry = table[name]
             configuration, scale = sweep_base(name)
-            mark = "✓" if chosen.get(dataset, {}).get(configuration.split("+")[0]) == name \
-                else ""
+            mark = "✓" if chosen.get(dataset, {}).get(method_of(configuration)) == name else ""
             described = method["description"].rsplit(", lr ", 1)[0]  # the rate has a column
             lines.append(f"| {dataset} | {configuration}: {described} | "
                          f"{method['learning_rate']:.2g} ({scale:g} ×) | "
