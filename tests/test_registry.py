@@ -234,6 +234,42 @@ def test_concurrent_pushes_from_six_processes(adapters, tmp_path):
         assert registry.resolve(entry.ref).name == entry.sha256
 
 
+_OPENER = textwrap.dedent("""
+    import pathlib, sys
+    from spadapt.registry import Registry
+    folder = pathlib.Path(sys.argv[1])
+    for line in sys.stdin:  # each line names a new registry, sent to every process at once
+        Registry(folder / line.strip()).list()
+        print("opened", flush=True)
+""")
+
+
+def test_processes_opening_a_new_registry_together_all_succeed(tmp_path):
+    """Ten processes open the same new registry at once, forty times over; none may fail.
+
+    SQLite refuses the switch to WAL mode with "database is locked", without waiting, when
+    another connection is switching the same new file: without the retry this failed in most runs.
+    """
+    processes = [subprocess.Popen([sys.executable, "-c", _OPENER, str(tmp_path)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for _ in range(10)]
+    try:
+        for round in range(40):
+            for process in processes:
+                process.stdin.write(f"registry{round}\n")
+                process.stdin.flush()
+            for process in processes:
+                assert process.stdout.readline().strip() == "opened", process.stderr.read()
+        for process in processes:
+            process.stdin.close()
+            assert process.wait(timeout=60) == 0, process.stderr.read()
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
 def test_cli_push_list_show_pull_rm(adapters, tmp_path):
     a, _, _, _ = adapters
     reg = ["--registry", str(tmp_path / "registry")]

@@ -38,6 +38,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -288,7 +289,7 @@ class Registry:
 
     def _prepare(self, db: sqlite3.Connection) -> None:
         try:
-            db.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
+            self._use_write_ahead_log(db)
             db.execute("BEGIN IMMEDIATE")
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
@@ -305,6 +306,28 @@ class Registry:
             raise RegistryError(f"{self.root / DB_FILE} has schema version {version}, newer "
                                 f"than this spadapt's ({SCHEMA_VERSION}); upgrade spadapt")
         self._ready = True
+
+    def _use_write_ahead_log(self, db: sqlite3.Connection) -> None:
+        """Switch the database to WAL mode (readers never block the writer), once.
+
+        SQLite answers "database is locked" at once, without its busy handler, while another
+        connection holds the file during the switch: several processes opening a new registry
+        together all race here, so the switch is retried until `timeout` runs out.
+        """
+        deadline = time.monotonic() + self.timeout
+        pause = 0.005
+        while True:
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
 
     @contextlib.contextmanager
     def _transaction(self, write: bool) -> Iterator[sqlite3.Connection]:
