@@ -4,9 +4,10 @@ Matched budget: every method gets about `BUDGET_FRACTION` (0.5%) of the base's p
 trained non-zero values (the 2- or 8-label head comes on top, the same for all): the
 hyper-parameter that sets each method's size (LoRA/SHiRA rank, adapter width, density) is
 solved for that count from the model's shapes, and the count actually built is recorded.
-Full fine-tuning is the reference. Claims (He et al. 2022, SparseAdapter), at the recipes'
-r=64: SNIP at density 0.6 ≥ dense adapter; random at density 0.2 within 1 point of dense;
-large-sparse ≥ dense at the same non-zeros.
+Full fine-tuning is the reference above; the head alone trained on the frozen base (`head`,
+the step benchmark's floor) the reference below. Claims (He et al. 2022, SparseAdapter), at
+the recipes' r=64: SNIP at density 0.6 ≥ dense adapter; random at density 0.2 within 1 point
+of dense; large-sparse ≥ dense at the same non-zeros.
 
 Processes running different `--seeds` may share the result file: each merges the others'
 runs under a lock before it writes.
@@ -97,6 +98,19 @@ def _peft(kind: str, **settings) -> Callable:
     return build
 
 
+def _head_only(base, labels, calibration, seed):
+    """The frozen base with only its new task head trained: the accuracy of the floor method
+    of the step benchmark, and the reference that shows how much adapting the base adds."""
+    from spadapt.arch import head_modules
+
+    heads = head_modules(base, None)
+    if not heads:
+        raise ValueError(f"{type(base).__name__} has no task head spadapt knows")
+    for name, parameter in base.named_parameters():
+        parameter.requires_grad_(name.split(".", 1)[0] in heads)
+    return base
+
+
 def entries(base: nn.Module) -> list[Entry]:
     """Every method of the benchmark, sized for `base`."""
     budget = BUDGET_FRACTION * sum(p.numel() for p in base.parameters())
@@ -120,6 +134,8 @@ def entries(base: nn.Module) -> list[Entry]:
     return [
         Entry("full", "matched", "full fine-tuning (all weights)", _recipe("full"),
               **rates("full")),
+        Entry("head", "reference", "classifier head only (frozen base; the floor's method)",
+              _head_only, learning_rate=lr["sparse"]["learning_rate"]),  # the rate its head has
         Entry("lora", "matched", f"PEFT LoRA r={lora_r} (query/key/value/dense)",
               _recipe("lora", lora={"r": lora_r, "lora_alpha": 2 * lora_r,
                                     "lora_dropout": 0.1, "target_modules": list(lora_names)}),

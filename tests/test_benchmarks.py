@@ -178,13 +178,16 @@ def test_markdown_reports_targets_for_every_accuracy_budget(tmp_path, monkeypatc
     _write(tmp_path, "accuracy", _accuracy_payload(64, {"full": 0.80, "lora": 0.78,
                                                         "sparse": 0.77}))
     _write(tmp_path, "accuracy_256", _accuracy_payload(256, {"full": 0.85, "lora": 0.83,
-                                                             "sparse": 0.845}))
+                                                             "sparse": 0.845, "head": 0.75}))
     text = _regenerated_page(tmp_path)
     assert "| rt, 64 steps: sparse within 1 point of full | -3.00 points (2 seeds) | " \
            "**missed** |" in text
     assert "| rt, 256 steps: sparse within 1 point of full | -0.50 points (2 seeds) | " \
            "**met** |" in text
     assert "| rt, 256 steps: sparse ≥ LoRA at the matched budget | +1.50 points" in text
+    assert "| rt, 256 steps: (context) share of the head-only → full gap closed | sparse 95%, " \
+           "LoRA 80% (head only 0.750) | – |" in text
+    assert "64 steps: (context)" not in text  # no head-only runs at 64 steps
     assert "## Accuracy at an equal budget, longer training (256 steps)" in text
     assert "`python -m benchmarks accuracy_256`" in text  # the longer run's own command
     assert (tmp_path / "accuracy.png").exists()
@@ -289,3 +292,22 @@ def test_sparse_configurations_keep_the_matched_budget_and_run_only_when_named()
               for name in ["sparse", *variants]}
     for name in variants:
         assert abs(values[name] / values["sparse"] - 1) < 0.03, (name, values)
+
+
+def test_head_only_reference_trains_the_new_head_and_nothing_else(bert) -> None:
+    from benchmarks.accuracy import entries, nonzero_values
+
+    base = copy.deepcopy(bert)
+    head = {entry.name: entry for entry in entries(base)}["head"]
+    model = head.build(base, ["a", "b"], [], 0)
+    assert nonzero_values(model) == sum(p.numel() for p in model.classifier.parameters())
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    batch = make_batch("bert", rows=8, length=16)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=head.learning_rate)
+    for _ in range(3):
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {"classifier.weight", "classifier.bias"}
