@@ -255,9 +255,9 @@ def test_processes_opening_a_new_registry_together_all_succeed(tmp_path):
                                   stderr=subprocess.PIPE, text=True)
                  for _ in range(10)]
     try:
-        for round in range(40):
+        for number in range(40):
             for process in processes:
-                process.stdin.write(f"registry{round}\n")
+                process.stdin.write(f"registry{number}\n")
                 process.stdin.flush()
             for process in processes:
                 assert process.stdout.readline().strip() == "opened", process.stderr.read()
