@@ -46,7 +46,7 @@ from spadapt.poc import _subset, build_model, load_seeded_base
 from spadapt.recipe import load_recipe
 
 from .common import BATCH_SIZE, RESULTS_DIR, SEQUENCE_LENGTH, write_result
-from .competitors import linear_target_layers, linear_targets_regex, shira_rank
+from .competitors import freeze_except_head, linear_target_layers, linear_targets_regex, shira_rank
 
 BUDGET_FRACTION = 0.005  # trained non-zero values as a fraction of the base's parameters
 
@@ -101,14 +101,7 @@ def _peft(kind: str, **settings) -> Callable:
 def _head_only(base, labels, calibration, seed):
     """The frozen base with only its new task head trained: the accuracy of the floor method
     of the step benchmark, and the reference that shows how much adapting the base adds."""
-    from spadapt.arch import head_modules
-
-    heads = head_modules(base, None)
-    if not heads:
-        raise ValueError(f"{type(base).__name__} has no task head spadapt knows")
-    for name, parameter in base.named_parameters():
-        parameter.requires_grad_(name.split(".", 1)[0] in heads)
-    return base
+    return freeze_except_head(base)
 
 
 def entries(base: nn.Module) -> list[Entry]:

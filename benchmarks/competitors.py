@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from spadapt import AdaptedModel
-from spadapt.arch import architecture_of
+from spadapt.arch import architecture_of, head_modules
 from spadapt.masks.optim import keep_pruned_at_zero
 from spadapt.poc import build_model
 from spadapt.recipe import load_recipe
@@ -69,15 +69,19 @@ def linear_targets_regex(base: nn.Module) -> str:
     return ".*" + architecture_of(base).linear_targets
 
 
-def _freeze_except_head(base: nn.Module) -> None:
-    heads = architecture_of(base).heads
+def freeze_except_head(base: nn.Module) -> nn.Module:
+    """`base` with only its task head (the family's top-level head modules) trainable."""
+    heads = head_modules(base, None)
+    if not heads:
+        raise ValueError(f"{type(base).__name__} has no task head spadapt knows")
     for name, parameter in base.named_parameters():
-        parameter.requires_grad_(name.split(".")[0] in heads)
+        parameter.requires_grad_(name.split(".", 1)[0] in heads)
+    return base
 
 
 def build_floor(base: nn.Module, calibration: list[dict]) -> nn.Module:
     """Frozen base + trainable head, with gradients carried back to the input embeddings."""
-    _freeze_except_head(base)
+    freeze_except_head(base)
     base.get_input_embeddings().register_forward_hook(
         lambda module, args, output: output.requires_grad_(True))
     return base
