@@ -310,6 +310,28 @@ def _accuracy_target_rows(label: str, table: dict) -> list[tuple[str, str, str]]
     return rows
 
 
+PAPER_CLAIMS = (  # (configuration, claim, margin over the dense r=64 adapter's accuracy)
+    ("claim_snip_0.6", "SNIP at density 0.6 ≥ dense adapter (r=64)", 0.0),
+    ("claim_random_0.2", "random at density 0.2 within 1 point of dense (r=64)", -0.01),
+    ("claim_large_sparse", "large-sparse ≥ dense at the same non-zeros (r=64)", 0.0),
+)
+
+
+def _claim_rows(label: str, table: dict) -> list[tuple[str, str, str]]:
+    """The SparseAdapter paper's claims against the dense r=64 adapter of the same runs."""
+    if "claim_dense_r64" not in table:
+        return []
+    dense = table["claim_dense_r64"]["mean"]
+    rows = []
+    for name, text, margin in PAPER_CLAIMS:
+        if name in table:
+            gap = table[name]["mean"] - dense
+            rows.append((f"{label}: paper claim, {text}",
+                         f"{100 * gap:+.2f} points ({_seeds(table[name]['seeds'])})",
+                         _verdict(gap, margin, higher_is_better=True)))
+    return rows
+
+
 def targets_section(step: dict | None, storage: dict | None, inference: dict | None,
                     accuracy: dict | None, longer: list[dict],
                     sweeps: list[dict]) -> list[str]:
@@ -373,22 +395,10 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
             table = {method: result["summary"][dataset][name] for method, name in choice.items()}
             rows += _accuracy_target_rows(
                 f"{dataset}, {steps} steps, tuned on validation rows", table)
-    if accuracy:
-        claims = (("claim_snip_0.6", "SNIP at density 0.6 ≥ dense adapter (r=64)", 0.0),
-                  ("claim_random_0.2", "random at density 0.2 within 1 point of dense (r=64)",
-                   -0.01),
-                  ("claim_large_sparse", "large-sparse ≥ dense at the same non-zeros (r=64)",
-                   0.0))
-        for dataset, table in accuracy["summary"].items():
-            if "claim_dense_r64" not in table:
-                continue
-            dense = table["claim_dense_r64"]["mean"]
-            for name, text, margin in claims:
-                if name in table:
-                    gap = table[name]["mean"] - dense
-                    rows.append((f"{dataset}: paper claim, {text}", f"{100 * gap:+.2f} points "
-                                 f"({_seeds(table[name]['seeds'])})",
-                                 _verdict(gap, margin, higher_is_better=True)))
+    for result in ([accuracy] if accuracy else []) + longer:
+        steps = training_steps(result)
+        for dataset, table in result["summary"].items():
+            rows += _claim_rows(f"{dataset}, {steps} steps", table)
     lines = ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return lines + [""]

@@ -178,8 +178,17 @@ def test_markdown_reports_targets_for_every_accuracy_budget(tmp_path, monkeypatc
     _write(tmp_path, "accuracy", _accuracy_payload(64, {"full": 0.80, "lora": 0.78,
                                                         "sparse": 0.77}))
     _write(tmp_path, "accuracy_256", _accuracy_payload(256, {"full": 0.85, "lora": 0.83,
-                                                             "sparse": 0.845, "head": 0.75}))
+                                                             "sparse": 0.845, "head": 0.75,
+                                                             "claim_dense_r64": 0.82,
+                                                             "claim_snip_0.6": 0.83,
+                                                             "claim_random_0.2": 0.805}))
     text = _regenerated_page(tmp_path)
+    # the paper's claims are judged at every length that ran them (here only 256 steps)
+    assert "| rt, 256 steps: paper claim, SNIP at density 0.6 ≥ dense adapter (r=64) | " \
+           "+1.00 points (2 seeds) | **met** |" in text
+    assert "| rt, 256 steps: paper claim, random at density 0.2 within 1 point of dense " \
+           "(r=64) | -1.50 points (2 seeds) | **missed** |" in text
+    assert "large-sparse ≥ dense" not in text and "64 steps: paper claim" not in text
     assert "| rt, 64 steps: sparse within 1 point of full | -3.00 points (2 seeds) | " \
            "**missed** |" in text
     assert "| rt, 256 steps: sparse within 1 point of full | -0.50 points (2 seeds) | " \
