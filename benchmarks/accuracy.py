@@ -168,7 +168,11 @@ def entries(base: nn.Module) -> list[Entry]:
                {"placement": "parallel"}),
               ("density0.5", f"r={round(sparse_r * 0.2 / 0.5)}, SNIP, density 0.5",
                {"density": 0.5, "bottleneck": round(sparse_r * 0.2 / 0.5)}),
-              ("random", f"r={sparse_r}, random, density 0.2", {"scorer": "random"}))],
+              ("random", f"r={sparse_r}, random, density 0.2", {"scorer": "random"}),
+              # after the whole BERT output block: the adapter reads the LayerNorm-ed residual
+              # stream, as AdapterHub's Pfeiffer adapter does, instead of the raw FFN output
+              ("postln", f"r={sparse_r}, SNIP, density 0.2, after the FFN block's LayerNorm",
+               {"target_modules": [r"(?:^|\.)layer\.\d+\.output$"]}))],
         Entry("claim_dense_r64", "claims", "dense adapter r=64",
               _spadapt({**pfeiffer, "bottleneck": 64, "density": 1.0}, "adapter"),
               **rates("adapter")),

@@ -203,6 +203,40 @@ def test_markdown_reports_targets_for_every_accuracy_budget(tmp_path, monkeypatc
     assert "ghost" not in text  # described by the settings, but without a single run
 
 
+def test_markdown_judges_each_latency_and_shows_other_sizes_as_context(tmp_path,
+                                                                        monkeypatch) -> None:
+    monkeypatch.setattr(markdown, "RESULTS_DIR", tmp_path)
+
+    def timing(ratio: float) -> dict:
+        return {"seconds": {"median": 0.1 * ratio, "min": 0.1 * ratio, "max": 0.1 * ratio,
+                            "rounds": 3},
+                "ratio_to_base": {"median": ratio, "min": ratio - 0.01, "max": ratio + 0.01,
+                                  "rounds": 3}}
+
+    latency = {"base": timing(1.0), "sparse": timing(1.02), "large_sparse": timing(1.17),
+               "large_sparse_matched": {**timing(1.06),
+                                        "description": "large-sparse r=24→120, matched"},
+               "sparse_delta_merged": timing(0.99)}
+    mixed = {"rows_per_batch": 32, "adapters_in_mixed_batch": 8,
+             "single_rows_per_second": 100.0, "mixed_rows_per_second": 90.0,
+             "mixed_over_single_throughput": {"median": 0.9, "min": 0.85, "max": 0.95}}
+    swap = {"median": 3e-4, "min": 2e-4, "max": 4e-4, "repeats": 10}
+    _write(tmp_path, "inference", {
+        "batch_size": 32, "sequence_length": 64, "rounds": 3, "latency": latency,
+        "mixed_batch": {"bottleneck": mixed},
+        "hot_swap": {"set_adapter_seconds": swap, "load_adapter_from_disk_seconds": swap,
+                     "load_base_model_seconds": swap, "adapter": "sparse"}})
+    text = _regenerated_page(tmp_path)
+    assert "| unmerged sparse latency ≤ 1.10 × base | 1.020 | **met** |" in text
+    assert "| unmerged large_sparse latency ≤ 1.10 × base | 1.170 | **missed** |" in text
+    # another size of the same method is shown beside it, not judged in its place
+    assert "| (context) unmerged large-sparse r=24→120, matched: latency × base | 1.060 | – |" \
+        in text
+    assert "unmerged large_sparse_matched latency" not in text
+    assert "| large_sparse_matched: large-sparse r=24→120, matched | " in text
+    assert "| merged sparse_delta within noise of base | 0.990" in text
+
+
 def test_validation_rows_are_held_out_from_the_training_rows() -> None:
     from benchmarks.accuracy import validation_rows
 
