@@ -172,7 +172,11 @@ def entries(base: nn.Module) -> list[Entry]:
               # after the whole BERT output block: the adapter reads the LayerNorm-ed residual
               # stream, as AdapterHub's Pfeiffer adapter does, instead of the raw FFN output
               ("postln", f"r={sparse_r}, SNIP, density 0.2, after the FFN block's LayerNorm",
-               {"target_modules": [r"(?:^|\.)layer\.\d+\.output$"]}))],
+               {"target_modules": [r"(?:^|\.)layer\.\d+\.output$"]}),
+              ("houlsby_postln", f"r={round(sparse_r / 2)}, SNIP, density 0.2, after the "
+               "attention and the FFN blocks' LayerNorms (2 per layer)",
+               {"target_modules": [r"(?:^|\.)layer\.\d+\.(?:attention\.)?output$"],
+                "bottleneck": round(sparse_r / 2)}))],
         Entry("claim_dense_r64", "claims", "dense adapter r=64",
               _spadapt({**pfeiffer, "bottleneck": 64, "density": 1.0}, "adapter"),
               **rates("adapter")),

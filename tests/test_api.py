@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import spadapt
-from conftest import Case, make_batch, output_of, tiny_bert, tiny_llama, trained
+from conftest import Case, make_batch, output_of, tiny_bert, tiny_llama, train_steps, trained
 from spadapt import AdapterConfig, AdapterError, ConfigError
 from spadapt.arch import ArchitectureError
 from spadapt.masks import MaskedWeight, keep_pruned_at_zero, kept_count
@@ -87,6 +87,34 @@ def test_sparse_delta_targets_must_be_linear() -> None:
     with pytest.raises(ValueError, match="not an nn.Linear"):
         spadapt.attach(tiny_bert(), AdapterConfig(method="sparse_delta", density=0.1,
                                                   target_modules=[r"layer\.0\.output$"]))
+
+
+def test_an_adapter_after_the_bert_output_block_reads_its_layernormed_output(tmp_path) -> None:
+    # README: target_modules=[r"layer\.\d+\.output$"] places the adapter after the FFN block's
+    # LayerNorm (the sparse adapter configuration BENCHMARKS.md calls `postln`)
+    base = tiny_bert()
+    pristine = copy.deepcopy(base)
+    model = spadapt.attach(base, AdapterConfig(bottleneck=4, density=0.5, scorer="magnitude",
+                                               target_modules=[r"layer\.\d+\.output$"]))
+    sites = [name for name, module in model.base_model.named_modules()
+             if getattr(module, "adapters", None) and "default" in module.adapters
+             and name.split(".")[0] != "classifier"]
+    assert sites == ["bert.encoder.layer.0.output", "bert.encoder.layer.1.output"]
+    batch = make_batch("bert", rows=2)
+    assert torch.equal(output_of(model, batch), output_of(pristine, batch))  # starts as the base
+    train_steps(model, batch)
+    block = model.base_model.bert.encoder.layer[1].output
+    seen = {}
+    block.base_layer.LayerNorm.register_forward_hook(lambda m, a, out: seen.update(ln=out))
+    adapter = block.adapters["default"]
+    adapter.register_forward_hook(lambda m, a, out: seen.update(input=a[0], added=out))
+    block.register_forward_hook(lambda m, a, out: seen.update(out=out))
+    output_of(model, batch)
+    assert torch.equal(seen["input"], seen["ln"])  # the adapter reads the normalised stream
+    assert torch.equal(seen["out"], seen["ln"] + seen["added"])
+    assert seen["added"].abs().max() > 0
+    loaded = spadapt.load_adapter(pristine, model.save_adapter(tmp_path / "postln"))
+    assert torch.equal(output_of(loaded, batch), output_of(model, batch))
 
 
 def test_data_scorers_need_calibration() -> None:
