@@ -117,13 +117,14 @@ def build_supertuning(base: nn.Module, calibration: list[dict]) -> nn.Module:
     return get_peft_model(base, config)
 
 
-def _labels(base: nn.Module) -> list[str]:
+def label_names(base: nn.Module) -> list[str]:
+    """The class names of `base`'s head, in label-id order."""
     return [base.config.id2label[i] for i in range(base.config.num_labels)]
 
 
 def _recipe_builder(recipe: str) -> Callable[[nn.Module, list[dict]], nn.Module]:
     def build(base: nn.Module, calibration: list[dict]) -> nn.Module:
-        return build_model(load_recipe(recipe), base, _labels(base), calibration, seed=0)
+        return build_model(load_recipe(recipe), base, label_names(base), calibration, seed=0)
 
     build.__name__ = f"build_{recipe}"
     return build

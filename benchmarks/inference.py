@@ -37,7 +37,7 @@ from .common import (
     ratio_summary,
     write_result,
 )
-from .competitors import make_trainee
+from .competitors import label_names, make_trainee
 
 ADAPTERS = 8  # adapters resident on one model for the mixed-batch and hot-swap figures
 MATCHED_LARGE_SPARSE = "large_sparse_matched"  # latency entry: large-sparse at 0.5% of the base
@@ -50,9 +50,9 @@ def matched_large_sparse(base, calibration: list[dict]) -> tuple[torch.nn.Module
     from .accuracy import entries
 
     entry = next(e for e in entries(base.model) if e.name == "large_sparse")
-    labels = [base.model.config.id2label[i] for i in range(base.model.config.num_labels)]
     torch.manual_seed(0)
-    return entry.build(copy.deepcopy(base.model), labels, calibration, 0), entry.description
+    model = entry.build(copy.deepcopy(base.model), label_names(base.model), calibration, 0)
+    return model, f"{entry.description}, at the accuracy benchmark's matched budget"
 
 
 def latency(base, rounds: int) -> dict:
@@ -63,7 +63,7 @@ def latency(base, rounds: int) -> dict:
         model = make_trainee(name, base.model, calibration).model
         perturb_trainable(model, seed=1)
         models[name] = model
-    models[MATCHED_LARGE_SPARSE], matched = matched_large_sparse(base, calibration)
+    models[MATCHED_LARGE_SPARSE], description = matched_large_sparse(base, calibration)
     perturb_trainable(models[MATCHED_LARGE_SPARSE], seed=1)
     merged = copy.deepcopy(models["sparse_delta"])
     merged.merge_adapter()
@@ -80,14 +80,13 @@ def latency(base, rounds: int) -> dict:
     results = {name: {"seconds": series[name].summary(),
                       "ratio_to_base": ratio_summary(series[name], series["base"])}
                for name in models}
-    results[MATCHED_LARGE_SPARSE]["description"] = (
-        f"{matched}, at the accuracy benchmark's matched budget")
+    results[MATCHED_LARGE_SPARSE]["description"] = description
     return results
 
 
 def _many_adapters(base, method: str, root: Path) -> tuple[spadapt.AdaptedModel, list[Path]]:
     """One model holding ADAPTERS perturbed adapters of `method`; also saved under `root`."""
-    labels = [base.model.config.id2label[i] for i in range(base.model.config.num_labels)]
+    labels = label_names(base.model)
     settings = {"bottleneck": dict(method="bottleneck", bottleneck=64, density=0.2),
                 "sparse_delta": dict(method="sparse_delta", density=0.01)}[method]
     model = spadapt.AdaptedModel(copy.deepcopy(base.model))
