@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -133,6 +134,109 @@ def test_all_rows_bad_is_an_error_even_when_skipping(tmp_path):
     path = write(tmp_path, "train.csv", "text,label\n,a\n,b\n")
     with pytest.raises(DataError, match="none of its 2 rows is valid"):
         load_dataset(path, skip_bad_rows=True)
+
+
+# --- line endings: every file:line is the line an editor (or sed -n Np) shows --------------
+
+
+def lines_reported(*paths: str) -> tuple[str, list[tuple[str, int]], DatasetSplit]:
+    """Load ``paths`` (train[, eval]) stopping at bad rows, then skipping them: the error's
+    message, the ``(file, line)``s it names (which must be those skipped), and the split."""
+    with pytest.raises(DataError) as err:
+        load_dataset(*paths, eval_fraction=0.5)
+    message = str(err.value)
+    named = [(path, int(n)) for path in paths
+             for n in re.findall(rf"{re.escape(path)}:(\d+):", message)]
+    split = load_dataset(*paths, skip_bad_rows=True, eval_fraction=0.5)
+    assert [(row.file, row.line) for row in split.rejected] == named
+    return message, named, split
+
+
+def feedback(n_lines: int, lone_cr: tuple[int, ...], bad: dict[int, str],
+             delimiter: str = ",", ending: str = "\n") -> bytes:
+    """A text/label file of ``n_lines`` lines (header = line 1): the rows on the lines in
+    ``lone_cr`` hold a lone \\r in their text, those in ``bad`` are replaced by the value."""
+    lines = [f"text{delimiter}label"]
+    for number in range(2, n_lines + 1):
+        text = f"line {number} before\rafter" if number in lone_cr else f"line {number}"
+        lines.append(bad.get(number, f"{text}{delimiter}{'ab'[number % 2]}"))
+    return "".join(line + ending for line in lines).encode()
+
+
+def test_lone_cr_in_csv_rows_does_not_shift_the_lines_reported(tmp_path):
+    path = write(tmp_path, "train.csv", feedback(25, (3, 10, 11), {20: "no comma here"}))
+    message, named, split = lines_reported(path)
+    assert "1 bad row(s)" in message and named == [(path, 20)]
+    assert f"{path}:20: has 1 fields, the header has 2" in message
+    texts = {ex.text for ex in split.train + split.eval}
+    assert len(texts) == 23 and {"line 3 before after", "line 11 before after"} <= texts
+
+
+def test_lone_cr_in_tsv_rows_does_not_shift_the_lines_reported(tmp_path):
+    content = feedback(16, (2, 4, 5), {8: "two\ttoo\tmany", 13: "\tb"}, delimiter="\t")
+    path = write(tmp_path, "train.tsv", content)
+    message, named, split = lines_reported(path)
+    assert named == [(path, 8), (path, 13)]
+    assert f"{path}:8: has 3 fields" in message and f"{path}:13: 'text' is empty" in message
+    assert "line 4 before after" in {ex.text for ex in split.train + split.eval}
+
+
+def test_lone_cr_in_jsonl_lines_does_not_shift_the_lines_reported(tmp_path):
+    content = (
+        b'{"text": "fine", "label": "a"}\n'                 # 1
+        b'{"text": "in a\rstring", "label": "b"}\n'         # 2 lone \r inside the string
+        b'{"text": "between",\r"label": "a"}\n'             # 3 lone \r between tokens
+        b'{"text": "crlf", "label": "b"}\r\n'               # 4
+        b'{"text": "", "label": "a"}\n'                     # 5 empty text
+        b'{"text": "x\ry", "label": "b"}\n'                 # 6
+        b'{"text": "broken\r", "label" "a"}\n'              # 7 invalid JSON
+        b'{"text": "last", "label": "b"}\n'                 # 8
+    )
+    path = write(tmp_path, "train.jsonl", content)
+    message, named, split = lines_reported(path)
+    assert named == [(path, 5), (path, 7)] and f"{path}:5: 'text' is empty" in message
+    assert f"{path}:7: invalid JSON (Expecting ':' delimiter at column 29)" in message
+    assert {ex.text for ex in split.train + split.eval} == {
+        "fine", "in a string", "between", "crlf", "x y", "last"}
+
+
+def test_crlf_file_with_lone_cr_and_a_quoted_multiline_field(tmp_path):
+    content = (
+        b"text,label\r\n"                  # 1
+        b"one\rtwo,a\r\n"                  # 2 lone \r, unquoted
+        b'"multi\r\nline\rend",b\r\n'      # 3-4: one record, starts on line 3
+        b"too,many,fields\r\n"             # 5
+        b'"quoted\rcr",a\r\n'              # 6
+        b"x\rcaf\xe9,b\r\n"                # 7 bad UTF-8 after a lone \r
+        b"last,b\r\n"                      # 8
+    )
+    path = write(tmp_path, "train.csv", content)
+    message, named, split = lines_reported(path)
+    assert named == [(path, 5), (path, 7)]
+    assert f"{path}:7: not valid UTF-8 (byte 0xe9 at byte 6 of the line)" in message
+    assert {ex.text for ex in split.train + split.eval} == {
+        "one two", "multi\nline end", "quoted cr", "last"}
+
+
+def test_old_mac_cr_only_file_loads_with_its_lines(tmp_path):
+    content = b'text,label\rhello,a\r"two\rlines",b\r,a\ragain,a\rmore,b\r'
+    path = write(tmp_path, "train.csv", content)
+    _, named, split = lines_reported(path)
+    assert named == [(path, 5)]  # the row after the 2-line record
+    assert sorted(ex.text for ex in split.train + split.eval) == [
+        "again", "hello", "more", "two\nlines"]
+
+
+def test_lone_cr_in_the_eval_file_keeps_its_lines(tmp_path):
+    train = write(tmp_path, "train.csv", feedback(9, (3,), {}))
+    test = write(tmp_path, "test.csv", feedback(12, (2, 3, 5), {6: ",a", 9: "b\rc"}))
+    _, named, split = lines_reported(train, test)
+    assert named == [(test, 6), (test, 9)]
+    assert len(split.train) == 8 and len(split.eval) == 9
+    assert "line 5 before after" in {ex.text for ex in split.eval}
+    unknown = write(tmp_path, "unknown.csv", feedback(8, (2, 3), {7: "new\rlabel,c"}))
+    with pytest.raises(DataError, match=rf"'c' \(first at {re.escape(unknown)}:7\)"):
+        load_dataset(train, unknown)
 
 
 # --- file-level errors --------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Each reader returns a `Table`: the column names and one `Record` per row with its 1-based
 line number, and a ``problem`` where the row cannot be parsed (bad UTF-8, wrong number of
 fields, not a JSON object). Bytes are decoded line by line, so one bad line does not hide
-the others. What the values must look like (non-empty text, a label) is checked in
-``validate.py``, not here.
+the others. Lines are the physical lines an editor shows, so that every ``file:line`` is the
+one ``sed -n Np FILE`` prints (see `_decode_lines`). What the values must look like
+(non-empty text, a label) is checked in ``validate.py``, not here.
 """
 
 from __future__ import annotations
@@ -59,8 +60,14 @@ def read_table(path: str, columns: Collection[str] = ()) -> Table:
 
 
 def _decode_lines(path: str) -> tuple[list[str], dict[int, str]]:
-    """The file's lines decoded as UTF-8 one by one (a leading BOM dropped), and for each
-    line that is not valid UTF-8, its number → the reason."""
+    r"""The file's physical lines decoded as UTF-8 one by one (a leading BOM dropped), each
+    ending in ``\n``, and for each line that is not valid UTF-8, its number → the reason.
+
+    Line endings are found as vim finds them: a file with any ``\n`` has lines ending in
+    ``\n`` or ``\r\n``, and a lone ``\r`` inside a line (text from web forms, ticket
+    systems and spreadsheets holds them, often in unquoted fields) is part of the row, read
+    as a space; a file with no ``\n`` has old-Mac ``\r`` line endings. A line break inside
+    a quoted CSV field is thus read as ``\n`` whatever the file's line endings."""
     raw = Path(path).read_bytes()
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise DataError(f"{path} is UTF-16 encoded; save it as UTF-8 and try again")
@@ -68,15 +75,20 @@ def _decode_lines(path: str) -> tuple[list[str], dict[int, str]]:
         raw = raw[len(codecs.BOM_UTF8):]
     if not raw.strip():
         raise DataError(f"{path} is empty")
+    chunks = raw.split(b"\n" if b"\n" in raw else b"\r")
+    if not chunks[-1]:
+        chunks.pop()  # the file ends with a line ending: no line after it
     lines: list[str] = []
     bad: dict[int, str] = {}
-    for number, chunk in enumerate(raw.splitlines(keepends=True), start=1):
+    for number, chunk in enumerate(chunks, start=1):
+        # The \r of \r\n goes; a lone \r becomes a space, byte for byte (offsets stay right).
+        chunk = chunk.removesuffix(b"\r").replace(b"\r", b" ")
         try:
-            lines.append(chunk.decode("utf-8"))
+            lines.append(chunk.decode("utf-8") + "\n")
         except UnicodeDecodeError as err:
             bad[number] = (f"not valid UTF-8 (byte 0x{chunk[err.start]:02x} at byte "
                            f"{err.start + 1} of the line); save the file as UTF-8")
-            lines.append(chunk.decode("utf-8", errors="replace"))
+            lines.append(chunk.decode("utf-8", errors="replace") + "\n")
     return lines, bad
 
 

@@ -25,8 +25,9 @@ class PromptExample:
 
 @dataclass(frozen=True)  # no slots: callers write vars(row) into results.json
 class RejectedRow:
-    """A row that could not be used: ``line`` is 1-based (CSV/TSV: the physical line where
-    the record starts, the header being line 1; JSONL: the line; Parquet: row index + 1)."""
+    r"""A row that could not be used: ``line`` is 1-based (CSV/TSV: the physical line where
+    the record starts, the header being line 1; JSONL: the line; Parquet: row index + 1).
+    Lines are counted as an editor counts them: a lone ``\r`` inside a line ends none."""
 
     file: str
     line: int
