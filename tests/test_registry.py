@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 import spadapt
 from conftest import make_batch, output_of, tiny_bert, train_steps
-from spadapt.cli_registry import registry_app
+from spadapt.cli.registry import registry_app
 from spadapt.registry import Registry, RegistryError, parse_ref
 
 runner = CliRunner()
@@ -56,8 +56,9 @@ def test_push_list_show_pull_rm_round_trip(adapters, registry, tmp_path):
     assert first.size_bytes == sum(p.stat().st_size for p in a.iterdir())
     assert first.base_model_type == "bert" and first.base_fingerprint["weights_sha256"]
     assert first.tags == ["poc", "v0"] and first.metrics == {} and first.parent is None
-    second = registry.push(b, "sentiment")
-    assert (second.version, second.task) == (2, "adapter")
+    second = registry.push(b, "sentiment")  # saved without labels: the base's id2label
+    assert (second.version, second.task, second.labels) == (
+        2, "classification", ["LABEL_0", "LABEL_1", "LABEL_2"])
     assert [e.ref for e in registry.list()] == ["sentiment@1", "sentiment@2"]
     assert registry.show("sentiment") == second and registry.show("sentiment@1") == first
     assert Registry(registry.root).show("sentiment@1") == first  # read back from the database

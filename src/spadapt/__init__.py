@@ -19,18 +19,17 @@ _EXPORTS = {
     "AdaptedModel": "model",
     "AdapterConfig": "config",
     "AdapterError": "model",
-    "AdapterFileError": "storage",
+    "AdapterFileError": "errors",
     "ConfigError": "config",
     "SpadaptError": "errors",
     "attach": "model",
-    "load_adapter": "storage",
+    "load_adapter": "model",
 }
 
 if TYPE_CHECKING:
     from .config import AdapterConfig, ConfigError
-    from .errors import SpadaptError
-    from .model import AdaptedModel, AdapterError, attach
-    from .storage import AdapterFileError, load_adapter
+    from .errors import AdapterFileError, SpadaptError
+    from .model import AdaptedModel, AdapterError, attach, load_adapter
 
 
 def __getattr__(name: str):

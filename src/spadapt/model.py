@@ -5,13 +5,14 @@ the adapter modules, chooses masks (scorer + exact budget, `spadapt.masks`) and 
 schedule. Afterwards: add/set/delete adapters, `disable_adapter()`, per-row routing with
 `adapter_names=[...]` (`"__base__"` = no adapter) in `forward` and `generate`, merge/unmerge and
 unload of sparse deltas, and a parameter report that counts kept values, not dense sizes.
-Storage lives in `spadapt.storage`; this module only hands it tensors.
+Storage (`spadapt.storage`) is the file format alone: this module hands it tensors and the
+facts it records (task, labels, base fingerprint) and loads what it reads into modules it
+builds (`add_stored_adapter`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import storage
 from .arch import head_modules
 from .config import AdapterConfig
 from .errors import SpadaptError
+from .fingerprint import base_fingerprint, check_fingerprint
 from .masks import SCHEDULES, SCORERS, ScoreContext, topk_masks
 from .methods import (
-    BASE_NAME,
     METHODS,
     HeadCopy,
     HeadSite,
@@ -32,10 +34,10 @@ from .methods import (
     SitePlan,
     SiteWrapper,
     SparseDeltaSite,
-    StoredTensor,
 )
+from .names import BASE_NAME, check_adapter_name
+from .storage import AdapterTask, StoredTensor
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}$")
 KEY_SEPARATOR = "::"  # storage keys: "<site module name>::<local tensor name>"
 
 
@@ -135,11 +137,10 @@ class AdaptedModel(nn.Module):
 
     # Adding adapters ----------------------------------------------------------------------------
     def _check_new_name(self, adapter_name: str) -> None:
-        if adapter_name == BASE_NAME or not _NAME.match(adapter_name or ""):
-            raise AdapterError(
-                f"adapter name {adapter_name!r} is invalid: use 1-64 letters, digits, '_' or '-' "
-                f"(not {BASE_NAME!r})"
-            )
+        check_adapter_name(adapter_name, AdapterError)
+        if "." in adapter_name:  # nn.ModuleDict keys cannot hold one
+            raise AdapterError(f"invalid adapter name {adapter_name!r} inside a model: '.' "
+                               "separates module names there; use letters, digits, '_' or '-'")
         if adapter_name in self.configs:
             raise AdapterError(f"an adapter named {adapter_name!r} already exists")
 
@@ -173,7 +174,8 @@ class AdaptedModel(nn.Module):
         calibration: batches (dicts of model inputs including labels) for snip/grasp scorers.
         """
         self._check_new_name(adapter_name)
-        if config.scorer in ("snip", "grasp") and config.schedule == "init" and calibration is None:
+        needs_data = SCORERS[config.scorer].needs_data
+        if needs_data and config.schedule == "init" and calibration is None:
             raise AdapterError(
                 f"scorer {config.scorer!r} needs calibration batches: "
                 "attach(..., calibration=[batch, ...]) with labels in each batch"
@@ -253,7 +255,8 @@ class AdaptedModel(nn.Module):
                             calibration: Iterable[dict]) -> Iterator[torch.Tensor]:
         count = 0
         for index, batch in enumerate(calibration):
-            output = self(**batch, adapter_names=None, _route_to=adapter_name)
+            with self._routed(None, route_to=adapter_name):
+                output = self.base_model(**batch)
             loss = getattr(output, "loss", None)
             if loss is None:
                 raise AdapterError(
@@ -329,10 +332,9 @@ class AdaptedModel(nn.Module):
             self.routing.set_rows(None)
             self.routing.active = previous_active
 
-    def forward(self, *args, adapter_names: list[str] | None = None, _route_to: str | None = None,
-                **kwargs):
+    def forward(self, *args, adapter_names: list[str] | None = None, **kwargs):
         """The base model's forward; `adapter_names` routes each row (one name per row)."""
-        with self._routed(adapter_names, _route_to):
+        with self._routed(adapter_names):
             return self.base_model(*args, **kwargs)
 
     def generate(self, *args, adapter_names: list[str] | None = None, **kwargs):
@@ -451,21 +453,18 @@ class AdaptedModel(nn.Module):
         that the optimizer holds (dense allocation); nonzero: kept values that are stored;
         adapter_bytes: the exact size of its adapter.safetensors.
         """
-        from .storage import encoded_adapter_bytes
-
         name = adapter_name or self.routing.active
-        self._require(name)
+        config = self._require(name)
         base = sum(p.numel() for n, p in self.base_model.named_parameters()
                    if ".adapters." not in f".{n}.")
         trainable = sum(p.numel() for _, m in self.adapter_modules(name) for p in m.parameters())
-        nonzero = sum(s.values.numel() for s in self.export_adapter(name).values())
-        return {"base": base, "trainable": trainable, "nonzero": nonzero,
-                "adapter_bytes": encoded_adapter_bytes(self, name)}
+        tensors = self.export_adapter(name)
+        nonzero = sum(s.values.numel() for s in tensors.values())
+        size = storage.encoded_size(tensors, storage.value_dtype(config, tensors))
+        return {"base": base, "trainable": trainable, "nonzero": nonzero, "adapter_bytes": size}
 
     def fingerprint(self, exclude: list[str] | None = None) -> dict:
         """The base model's fingerprint without the `exclude` heads (cached; unmerged weights)."""
-        from .storage import base_fingerprint
-
         exclude = head_modules(self.base_model, None) if exclude is None else exclude
         key = tuple(exclude)
         if key not in self._fingerprints:
@@ -474,17 +473,93 @@ class AdaptedModel(nn.Module):
             self._fingerprints[key] = base_fingerprint(self.base_model, list(exclude))
         return self._fingerprints[key]
 
-    def save_adapter(self, path: str | Path, adapter_name: str | None = None, **kwargs) -> Path:
-        """Write the adapter directory (see spadapt.storage.save_adapter)."""
-        from .storage import save_adapter
+    def task_of(self, adapter_name: str | None = None) -> AdapterTask:
+        """What the adapter's outputs are: a classification head over its labels (the config's,
+        else the base config's `id2label`), text from a causal LM, or neither ("adapter")."""
+        config = self._require(adapter_name or self.routing.active)
+        base_config = getattr(self.base_model, "config", None)
+        if config.labels:
+            return AdapterTask("classification", list(config.labels), len(config.labels))
+        can_generate = getattr(self.base_model, "can_generate", None)
+        if callable(can_generate) and can_generate():
+            return AdapterTask("causal_lm")
+        id2label = getattr(base_config, "id2label", None) or {}
+        if head_modules(self.base_model, config.modules_to_save) and id2label:
+            labels = [str(id2label[i]) for i in sorted(id2label, key=int)]
+            return AdapterTask("classification", labels, len(labels))
+        return AdapterTask("adapter")
 
-        return save_adapter(self, path, adapter_name or self.routing.active, **kwargs)
+    def save_adapter(self, path: str | Path, adapter_name: str | None = None,
+                     save_dtype: str | None = None, base_model: str | None = None) -> Path:
+        """Write the adapter directory `path` (atomically; see spadapt.storage).
+
+        save_dtype: dtype of the stored values (default: the config's, else the adapter's own);
+        base_model: how to find the base again (e.g. "builtin:minilm" or a folder), recorded for
+        `spadapt eval/predict`, never trusted over the fingerprint. The task and class names
+        are recorded (`task_of`), so a classifier saved from the Python API serves as one.
+        """
+        name = adapter_name or self.routing.active
+        config = self._require(name)
+        if not self.masks_final(name):
+            raise AdapterError(
+                f"adapter {name!r} uses schedule {config.schedule!r} and its masks are not "
+                "final yet; call model.finalize_masks() after training, then save"
+            )
+        exclude = head_modules(self.base_model, config.modules_to_save)
+        base = {**self.fingerprint(exclude),
+                "name_or_path": getattr(self.base_model.config, "_name_or_path", "")}
+        return storage.write_adapter_dir(
+            path, adapter_name=name, config=config, tensors=self.export_adapter(name),
+            task=self.task_of(name), base=base, excluded_heads=exclude, save_dtype=save_dtype,
+            base_model=base_model)
 
     def load_adapter(self, path: str | Path, adapter_name: str | None = None) -> str:
-        """Load an adapter directory into this model under `adapter_name`; returns the name."""
-        from .storage import load_adapter_into
+        """Load an adapter directory into this model under `adapter_name` (default: the saved
+        name); returns the name. Verified before the model is touched; never half-loaded."""
+        directory = Path(path)
+        config, manifest, tensors, saved_name = storage.read_adapter_dir(directory)
+        name = adapter_name or saved_name
+        self._check_new_name(name)
+        check_fingerprint(manifest.get("base_model", {}),
+                          self.fingerprint(manifest.get("excluded_heads", [])),
+                          directory / storage.MANIFEST_FILE)
+        self.add_stored_adapter(name, config, tensors, directory / storage.WEIGHTS_FILE)
+        return name
 
-        return load_adapter_into(self, path, adapter_name)
+    def add_stored_adapter(self, adapter_name: str, config: AdapterConfig,
+                           tensors: dict[str, StoredTensor], source: str | Path) -> None:
+        """Build `adapter_name`'s modules for `config` and load stored `tensors` into them
+        (as `storage.read_adapter_dir` returns them; `source` names them in errors). Its masks
+        are final and it is not activated. On any failure the adapter is removed again."""
+        self._check_new_name(adapter_name)
+        built = self._build(adapter_name, config)
+        self.configs[adapter_name] = config
+        try:
+            if any(stored.seeded for stored in tensors.values()):
+                self._choose_masks(adapter_name, config, built, None)  # rebuild seeded masks
+            storage.match_stored_tensors(self.export_adapter(adapter_name), tensors,
+                                         Path(source))
+            for wrapper, module in self.adapter_modules(adapter_name):
+                prefix = f"{wrapper.site_name}{KEY_SEPARATOR}"
+                local = {k.removeprefix(prefix): v for k, v in tensors.items()
+                         if k.startswith(prefix)}
+                if isinstance(module, HeadCopy):
+                    module.import_(local)
+                else:
+                    module.import_(local, self._innermost(wrapper))
+        except BaseException:
+            self._forget(adapter_name)
+            raise
+        self.install_final_masks(adapter_name)
+
+
+def load_adapter(base_model: nn.Module, path: str | Path,
+                 adapter_name: str | None = None) -> AdaptedModel:
+    """Load an adapter directory onto `base_model` (or an AdaptedModel); it becomes active."""
+    model = base_model if isinstance(base_model, AdaptedModel) else AdaptedModel(base_model)
+    name = model.load_adapter(path, adapter_name)
+    model.set_adapter(name)
+    return model
 
 
 def attach(base_model: nn.Module, config: AdapterConfig, adapter_name: str = "default",

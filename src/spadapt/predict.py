@@ -2,9 +2,9 @@
 
 The adapter directory records how to find its base (`base_model` in adapter_config.json, e.g.
 "builtin:minilm"); the fingerprint check in `spadapt.storage` guarantees it is the right one.
-An adapter with labels is a classifier (labels with probabilities; accuracy, macro-F1,
-confusion matrix); one without is a causal-LM adapter (greedy answers to prompts; response loss,
-perplexity and exact match on a prompt/response file).
+The task is the one the directory records (`spadapt.storage.read_adapter_task`): a classifier
+(labels with probabilities; accuracy, macro-F1, confusion matrix) or a causal-LM adapter (greedy
+answers to prompts; response loss, perplexity and exact match on a prompt/response file).
 """
 
 from __future__ import annotations
@@ -22,25 +22,29 @@ class PredictError(SpadaptError):
 
 
 def load_adapted(adapter_dir: Path, model: str | None = None):
-    """(adapted model, task) for an adapter directory: a ClassificationTask when the adapter
-    has labels, else a CausalLMTask."""
+    """(adapted model, task) for an adapter directory: a ClassificationTask for an adapter
+    saved as a classifier, a CausalLMTask for a causal-LM one (as the directory records)."""
     from transformers import AutoTokenizer
 
     from .assets import resolve_model
-    from .storage import CONFIG_FILE, load_adapter, read_adapter_dir
+    from .model import load_adapter
+    from .storage import CONFIG_FILE, read_adapter_task
     from .tasks import CausalLMTask, ClassificationTask
 
-    config, _, _, _ = read_adapter_dir(adapter_dir)
+    stored = read_adapter_task(adapter_dir)
     saved = json.loads((Path(adapter_dir) / CONFIG_FILE).read_text())
     reference = model or saved.get("base_model")
     if not reference:
         raise PredictError(f"{adapter_dir} does not record its base model; pass --model")
     path = str(resolve_model(reference))
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    if config.labels:
-        task = ClassificationTask(tokenizer, list(config.labels), max_length=512)
-    else:
+    if stored.task == "classification":
+        task = ClassificationTask(tokenizer, list(stored.labels), max_length=512)
+    elif stored.task == "causal_lm":
         task = CausalLMTask(tokenizer, max_length=512)
+    else:
+        raise PredictError(f"{adapter_dir} is a bare adapter (task {stored.task!r}: no "
+                           "classification head and not a causal LM); it cannot predict")
     adapted = load_adapter(task.load_base(path), adapter_dir)
     adapted.eval()
     return adapted, task

@@ -34,7 +34,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -46,15 +45,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import atomic
+from . import atomic, names
 from .errors import SpadaptError
+from .names import check_adapter_name
 
 DB_FILE = "registry.sqlite3"
 BLOBS = "blobs"
 SCHEMA_VERSION = 1
-RESERVED_NAMES = {"__base__"}  # the serving name of the bare base model
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-VERSION_PATTERN = re.compile(r"[1-9][0-9]{0,17}")
 METRIC_KEYS = ("accuracy", "macro_f1", "eval_loss", "perplexity", "exact_match",
                "nonzero_params", "trainable_params", "adapter_bytes", "train_seconds")
 _FINGERPRINT_KEYS = ("model_type", "config_sha256", "structure_sha256", "weights_sha256")
@@ -94,35 +91,13 @@ def default_root() -> Path:
 
 
 def validate_name(name: str) -> str:
-    """Return `name` if it can name an adapter, else raise RegistryError saying why."""
-    if not isinstance(name, str) or not name:
-        raise RegistryError("the adapter name is empty; give one with --name NAME")
-    if "/" in name or "\\" in name:
-        raise RegistryError(f"adapter name {name!r} contains a path separator; use letters, "
-                            "digits, '_', '.' and '-'")
-    if ".." in name:
-        raise RegistryError(f"adapter name {name!r} contains '..'")
-    if name in RESERVED_NAMES:
-        raise RegistryError(f"adapter name {name!r} is reserved (it serves the bare base model)")
-    if not NAME_PATTERN.fullmatch(name):
-        raise RegistryError(
-            f"adapter name {name!r} is not allowed: use 1 to 64 letters, digits, '_', '.' or "
-            "'-', starting with a letter or digit")
-    return name
+    """Return `name` if it can name an adapter (spadapt.names), else raise RegistryError."""
+    return check_adapter_name(name, RegistryError)
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
-    """"NAME" → (NAME, None) (the latest version); "NAME@3" → (NAME, 3)."""
-    if not isinstance(ref, str):
-        raise RegistryError(f"an adapter reference must be a string, got {ref!r}")
-    name, at, version = ref.partition("@")
-    validate_name(name)
-    if not at:
-        return name, None
-    if not VERSION_PATTERN.fullmatch(version):
-        raise RegistryError(f"bad adapter reference {ref!r}: write NAME or NAME@VERSION, "
-                            "VERSION a positive whole number (NAME@3)")
-    return name, int(version)
+    """"NAME" → (NAME, None) (the latest version); "NAME@3" → (NAME, 3); else RegistryError."""
+    return names.parse_ref(ref, RegistryError)
 
 
 @dataclass(frozen=True)
@@ -133,7 +108,7 @@ class Entry:
     version: int
     sha256: str  # sha256 of manifest.json; the blob's folder name
     size_bytes: int  # the three files of the adapter directory together
-    task: str  # "classification" (the adapter has labels) or "adapter", unless given at push
+    task: str  # the task its directory records (classification, causal_lm, adapter) or push's
     labels: list[str]
     base_model_type: str | None
     base_fingerprint: dict  # the manifest's base_model: fingerprint hashes, parameters, name
@@ -158,6 +133,7 @@ class Entry:
 class _Blob:
     sha256: str
     size_bytes: int
+    task: str  # the task the adapter directory records (storage.AdapterTask.task)
     labels: list[str]
     fingerprint: dict
 
@@ -170,12 +146,15 @@ def _adapter_files() -> tuple[str, ...]:
 
 def _inspect(directory: Path) -> _Blob:
     """Verify an adapter directory (storage.read_adapter_dir) and describe it."""
-    from .storage import MANIFEST_FILE, read_adapter_dir  # torch: only when an adapter is read
+    # torch: only when an adapter is read
+    from .storage import MANIFEST_FILE, read_adapter_dir, read_adapter_task
 
-    config, manifest, _, _ = read_adapter_dir(directory)
+    _, manifest, _, _ = read_adapter_dir(directory)
+    task = read_adapter_task(directory)
     size = sum((directory / name).stat().st_size for name in _adapter_files())
     sha = hashlib.sha256((directory / MANIFEST_FILE).read_bytes()).hexdigest()
-    return _Blob(sha, size, list(config.labels), dict(manifest.get("base_model") or {}))
+    return _Blob(sha, size, task.task, list(task.labels),
+                 dict(manifest.get("base_model") or {}))
 
 
 def _file_sha256(path: Path) -> str:
@@ -416,7 +395,8 @@ class Registry:
 
         parent: "NAME@V" (or "NAME": its latest version) this adapter was derived from.
         data_file: the training data; its sha256 is recorded. metrics: see the module docstring.
-        task: default "classification" when the adapter has labels, else "adapter".
+        task: default: the task the adapter directory records ("classification",
+            "causal_lm" or "adapter"; see spadapt.storage.AdapterTask).
         Pushing the same content again makes a new version, unless `if_changed` (then the
         latest entry comes back with `unchanged=True` when its sha256 is this content's).
         A new version must be for the same base model as the latest one, unless `new_base`.
@@ -461,7 +441,7 @@ class Registry:
                            (name, version))
                 entry = Entry(
                     name=name, version=version, sha256=blob.sha256, size_bytes=blob.size_bytes,
-                    task=task or ("classification" if blob.labels else "adapter"),
+                    task=task or blob.task,
                     labels=blob.labels, base_model_type=blob.fingerprint.get("model_type"),
                     base_fingerprint=blob.fingerprint, metrics=recorded_metrics, tags=tags,
                     parent=parent_ref, data_sha256=data_sha,

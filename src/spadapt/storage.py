@@ -1,7 +1,8 @@
 """The adapter directory: only kept values, positions near the information bound, checked on load.
 
 ```
-adapter_config.json   {"format_version", "spadapt_version", "adapter_name", "config": AdapterConfig}
+adapter_config.json   {"format_version", "spadapt_version", "adapter_name", "base_model",
+                       "task", "head_width", "config": AdapterConfig (labels included)}
 adapter.safetensors   two tensors: "values" (every kept value, fp32/fp16/bf16, key order) and
                       "positions" (uint8: each sparse tensor's positions, encoded by
                       spadapt.codecs in its smallest form); the layout (key, shape, nnz,
@@ -13,47 +14,70 @@ Position encodings per tensor: "dense" (all kept, no positions), "seeded" (a ran
 `spadapt.masks` rebuilds from the adapter's seed; only its sha256 is stored, in the manifest),
 or a codec from `spadapt.codecs` ("bitmask", "elias_fano", "empty", "full").
 
-Loading reads and verifies everything (checksums, fingerprint, layout, positions) before the
-model is touched; if anything after that fails, the adapter is removed again, so a model is
-never left half-loaded. Writes go to a temporary directory renamed into place. Safetensors only.
+This module is the file format alone: tensors and facts in, bytes out, and back; it knows
+nothing of `AdaptedModel` (which builds modules and loads what is read here into them).
+Reading verifies everything (checksums, layout, positions) and returns plain values; writes
+go to a temporary directory renamed into place. Safetensors only.
+
+Format versions: 2 records the task ("classification", "causal_lm" or "adapter") and the
+head's width; version 1 directories (no task) still load: labels mean classification, none a
+causal-LM adapter, as version 1 readers took them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import struct
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import safetensors.torch
 import torch
-from torch import nn
 
 from . import __version__, atomic
-from .arch import head_modules
 from .codecs import CodecError, decode_positions, encode_positions, information_bound_bits
 from .config import AdapterConfig, ConfigError
-from .errors import SpadaptError
-from .methods import StoredTensor
+from .errors import AdapterFileError
+from .fingerprint import sha256_hex
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # of the directory (adapter_config.json and manifest.json)
+READABLE_FORMAT_VERSIONS = (1, 2)
+WEIGHTS_FORMAT_VERSION = 1  # of adapter.safetensors (its metadata says "format_version")
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter.safetensors"
 MANIFEST_FILE = "manifest.json"
 VALUE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-_IGNORED_CONFIG_KEYS = {  # config keys that do not change the base model's function
-    "_name_or_path", "transformers_version", "architectures", "id2label", "label2id",
-    "problem_type", "finetuning_task", "num_labels", "torch_dtype", "dtype", "_commit_hash",
-    "_attn_implementation_autoset", "use_cache", "output_attentions", "output_hidden_states",
-    "return_dict",
-}
+TASKS = ("classification", "causal_lm", "adapter")
 
 
-class AdapterFileError(SpadaptError):
-    """An adapter directory is missing, corrupted, hand-edited or for another base model."""
+@dataclass
+class StoredTensor:
+    """One tensor as storage sees it: kept values and where they go."""
+
+    shape: tuple[int, ...]  # dense shape
+    values: torch.Tensor  # 1-D kept values, in increasing flat-position order
+    positions: torch.Tensor | None  # 1-D sorted int64 flat positions; None = dense (all kept)
+    seeded: bool = False  # positions can be rebuilt from the adapter's seed (random scorer)
+    positions_sha256: str | None = None  # read back: the stored digest of seeded positions
+
+
+@dataclass(frozen=True)
+class AdapterTask:
+    """What an adapter's outputs are: the facts `serve`, `eval`, `predict` and the registry
+    decide on."""
+
+    task: str  # "classification" (a head over `labels`), "causal_lm" (text) or "adapter"
+    labels: list[str] = field(default_factory=list)  # class names; [] unless classification
+    head_width: int = 0  # outputs of the classification head; 0 unless classification
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise AdapterFileError(f"task {self.task!r} is not one of {list(TASKS)}")
+        if self.task == "classification" and self.head_width != len(self.labels):
+            raise AdapterFileError(f"a classification head of width {self.head_width} needs as "
+                                   f"many labels, got {len(self.labels)}: {self.labels}")
 
 
 def information_bound_bytes(manifest: dict, value_bytes: int) -> float:
@@ -67,71 +91,10 @@ def information_bound_bytes(manifest: dict, value_bytes: int) -> float:
     return total_bits / 8
 
 
-# Fingerprints ---------------------------------------------------------------------------------
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _base_parameters(model: nn.Module, exclude: list[str]) -> list[tuple[str, torch.Tensor]]:
-    """Base parameters by stable name, without adapter internals and excluded heads."""
-    out = []
-    for name, parameter in model.named_parameters():
-        if ".adapters." in f".{name}.":
-            continue
-        stable = name.replace(".base_layer", "")
-        if any(stable == h or stable.startswith(h + ".") for h in exclude):
-            continue
-        out.append((stable, parameter))
-    return sorted(out)
-
-
-def base_fingerprint(model: nn.Module, exclude: list[str] | None = None) -> dict[str, Any]:
-    """sha256 of the base model's config, parameter names/shapes/dtypes and weights.
-
-    Task heads (`exclude`, default: the family's heads) are left out: the adapter carries them.
-    """
-    exclude = head_modules(model, None) if exclude is None else exclude
-    config = getattr(model, "config", None)
-    config_dict = config.to_dict() if config is not None else {}
-    config_dict = {k: v for k, v in config_dict.items() if k not in _IGNORED_CONFIG_KEYS}
-    params = _base_parameters(model, exclude)
-    structure = [[name, list(p.shape), str(p.dtype)] for name, p in params]
-    weights = hashlib.sha256()
-    for _, parameter in params:
-        data = parameter.detach().cpu().contiguous()
-        weights.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
-    return {
-        "model_type": config_dict.get("model_type"),
-        "config_sha256": _sha256(json.dumps(config_dict, sort_keys=True, default=str).encode()),
-        "structure_sha256": _sha256(json.dumps(structure).encode()),
-        "weights_sha256": weights.hexdigest(),
-        "parameters": sum(p.numel() for _, p in params),
-    }
-
-
-_FINGERPRINT_PARTS = {
-    "model_type": "model type",
-    "config_sha256": "model config (hidden sizes, layers, vocabulary...)",
-    "structure_sha256": "parameter names, shapes or dtypes",
-    "weights_sha256": "weight values",
-}
-
-
-def check_fingerprint(expected: dict, actual: dict, where: Path) -> None:
-    differing = [label for key, label in _FINGERPRINT_PARTS.items()
-                 if expected.get(key) != actual.get(key)]
-    if differing:
-        raise AdapterFileError(
-            f"{where} was trained on a different base model: its {', '.join(differing)} differ "
-            f"(adapter: {expected.get('model_type')}, {expected.get('parameters')} parameters; "
-            f"this model: {actual.get('model_type')}, {actual.get('parameters')} parameters). "
-            "Load it on the base model it was trained on."
-        )
-
-
 # Encoding ---------------------------------------------------------------------------------------
-def _value_dtype(config: AdapterConfig, tensors: dict[str, StoredTensor],
-                 save_dtype: str | None) -> torch.dtype:
+def value_dtype(config: AdapterConfig, tensors: dict[str, StoredTensor],
+                save_dtype: str | None = None) -> torch.dtype:
+    """The dtype values are stored in: `save_dtype`, else the config's, else the tensors' own."""
     name = save_dtype or config.save_dtype
     if name is not None:
         if name not in VALUE_DTYPES:
@@ -157,7 +120,7 @@ def encode_adapter(tensors: dict[str, StoredTensor], value_dtype: torch.dtype,
             positions = stored.positions.detach().cpu().numpy().astype(np.int64)
             if stored.seeded:
                 encoding, payload = "seeded", b""
-                entry["positions_sha256"] = _sha256(positions.tobytes())
+                entry["positions_sha256"] = positions_digest(stored.positions)
             else:
                 encoding, payload = encode_positions(positions, n)
         entry["encoding"] = encoding
@@ -171,71 +134,72 @@ def encode_adapter(tensors: dict[str, StoredTensor], value_dtype: torch.dtype,
         "positions": torch.frombuffer(bytearray(blob), dtype=torch.uint8) if blob
         else torch.zeros(0, dtype=torch.uint8),
     }
-    metadata = {"format": "spadapt-adapter", "format_version": str(FORMAT_VERSION),
+    metadata = {"format": "spadapt-adapter", "format_version": str(WEIGHTS_FORMAT_VERSION),
                 "layout": json.dumps(layout, separators=(",", ":")), **(extra_metadata or {})}
     return out, metadata, entries
 
 
-def _adapter_payload(model, adapter_name: str, save_dtype: str | None = None):
-    config = model.configs[adapter_name]
-    tensors = model.export_adapter(adapter_name)
-    dtype = _value_dtype(config, tensors, save_dtype)
-    return encode_adapter(tensors, dtype)
+def positions_digest(positions: torch.Tensor) -> str:
+    """sha256 of flat positions as int64 bytes (what "seeded" tensors store instead of them)."""
+    return sha256_hex(positions.detach().cpu().numpy().astype(np.int64).tobytes())
 
 
-def encoded_adapter_bytes(model, adapter_name: str) -> int:
-    """Exact size in bytes of the adapter.safetensors that `save_adapter` would write."""
-    tensors, metadata, _ = _adapter_payload(model, adapter_name)
-    return len(safetensors.torch.save(tensors, metadata=metadata))
+def encoded_size(tensors: dict[str, StoredTensor], dtype: torch.dtype) -> int:
+    """Exact size in bytes of the adapter.safetensors that `write_adapter_dir` would write."""
+    encoded, metadata, _ = encode_adapter(tensors, dtype)
+    return len(safetensors.torch.save(encoded, metadata=metadata))
 
 
-def save_adapter(model, path: str | Path, adapter_name: str, save_dtype: str | None = None,
-                 base_model: str | None = None) -> Path:
-    """Write `adapter_name` of an AdaptedModel to the directory `path` (atomically).
+def write_adapter_dir(path: str | Path, *, adapter_name: str, config: AdapterConfig,
+                      tensors: dict[str, StoredTensor], task: AdapterTask, base: dict,
+                      excluded_heads: list[str], save_dtype: str | None = None,
+                      base_model: str | None = None) -> Path:
+    """Write an adapter directory at `path` (atomically) and return it.
 
-    base_model: how to find the base again (e.g. "builtin:minilm" or a folder); recorded for
-    `spadapt eval/predict`, never trusted over the fingerprint.
+    base: the base model's fingerprint (spadapt.fingerprint) plus its "name_or_path";
+    excluded_heads: the head modules the fingerprint leaves out (the adapter carries them);
+    base_model: how to find the base again (e.g. "builtin:minilm" or a folder), recorded for
+    `spadapt eval/predict`, never trusted over the fingerprint. `config.labels` is stored as
+    `task.labels`. An existing directory is replaced only if it is an adapter directory or empty.
     """
-    from .model import AdapterError
-
     target = Path(path)
-    config = model._require(adapter_name)
-    if not model.masks_final(adapter_name):
-        raise AdapterError(
-            f"adapter {adapter_name!r} uses schedule {config.schedule!r} and its masks are not "
-            "final yet; call model.finalize_masks() after training, then save"
-        )
-    tensors, metadata, entries = _adapter_payload(model, adapter_name, save_dtype)
-    weights = safetensors.torch.save(tensors, metadata=metadata)
+    if target.exists() and not (target / MANIFEST_FILE).is_file() and not _empty_dir(target):
+        raise AdapterFileError(
+            f"{target} exists and is not an adapter directory; refusing to overwrite it")
+    dtype = value_dtype(config, tensors, save_dtype)
+    encoded, metadata, entries = encode_adapter(tensors, dtype)
+    weights = safetensors.torch.save(encoded, metadata=metadata)
+    stored_config = AdapterConfig.from_dict({**config.to_dict(), "labels": list(task.labels)})
     config_bytes = json.dumps({
         "format_version": FORMAT_VERSION,
         "spadapt_version": __version__,
         "adapter_name": adapter_name,
         "base_model": base_model,
-        "config": config.to_dict(),
+        "task": task.task,
+        "head_width": task.head_width,
+        "config": stored_config.to_dict(),
     }, indent=2, sort_keys=True).encode()
-    exclude = head_modules(model.base_model, config.modules_to_save)
     manifest = {
         "format_version": FORMAT_VERSION,
         "files": {
-            CONFIG_FILE: {"sha256": _sha256(config_bytes), "bytes": len(config_bytes)},
-            WEIGHTS_FILE: {"sha256": _sha256(weights), "bytes": len(weights)},
+            CONFIG_FILE: {"sha256": sha256_hex(config_bytes), "bytes": len(config_bytes)},
+            WEIGHTS_FILE: {"sha256": sha256_hex(weights), "bytes": len(weights)},
         },
-        "base_model": {**model.fingerprint(exclude),
-                       "name_or_path": getattr(model.base_model.config, "_name_or_path", "")},
-        "excluded_heads": exclude,
-        "value_dtype": str(tensors["values"].dtype).removeprefix("torch."),
+        "base_model": base,
+        "excluded_heads": list(excluded_heads),
+        "value_dtype": str(encoded["values"].dtype).removeprefix("torch."),
         "nnz": sum(e["nnz"] for e in entries.values()),
         "tensors": entries,
     }
-    if target.exists() and not (target / MANIFEST_FILE).is_file():
-        raise AdapterFileError(
-            f"{target} exists and is not an adapter directory; refusing to overwrite it")
     with atomic.directory(target) as staging:
         atomic.write_file(staging / CONFIG_FILE, config_bytes)
         atomic.write_file(staging / WEIGHTS_FILE, weights)
         atomic.write_file(staging / MANIFEST_FILE, json.dumps(manifest, indent=2).encode())
     return target
+
+
+def _empty_dir(path: Path) -> bool:
+    return path.is_dir() and next(path.iterdir(), None) is None
 
 
 # Reading ------------------------------------------------------------------------------------------
@@ -269,7 +233,7 @@ def _read_checked(directory: Path, name: str, manifest: dict) -> bytes:
             f"{path} has {len(data)} bytes but the manifest says {expected.get('bytes')}: "
             "the file is truncated or was changed"
         )
-    if _sha256(data) != expected.get("sha256"):
+    if sha256_hex(data) != expected.get("sha256"):
         raise AdapterFileError(
             f"{path} does not match its sha256 in the manifest: the file is corrupted or was "
             "edited by hand"
@@ -292,10 +256,10 @@ def decode_adapter(data: bytes, path: Path) -> tuple[dict[str, StoredTensor], di
     metadata = _safetensors_metadata(data, path)
     if metadata.get("format") != "spadapt-adapter":
         raise AdapterFileError(f"{path} is not a spadapt adapter file")
-    if metadata.get("format_version") != str(FORMAT_VERSION):
+    if metadata.get("format_version") != str(WEIGHTS_FORMAT_VERSION):
         raise AdapterFileError(
             f"{path} has format version {metadata.get('format_version')}; this spadapt reads "
-            f"version {FORMAT_VERSION}"
+            f"version {WEIGHTS_FORMAT_VERSION}"
         )
     try:
         raw = safetensors.torch.load(data)
@@ -338,15 +302,36 @@ def decode_adapter(data: bytes, path: Path) -> tuple[dict[str, StoredTensor], di
 
 
 def read_adapter_dir(path: str | Path) -> tuple[AdapterConfig, dict, dict[str, StoredTensor], str]:
-    """Verify and parse an adapter directory: (config, manifest, tensors, saved adapter name)."""
+    """Verify and parse an adapter directory: (config, manifest, tensors, saved adapter name).
+
+    "seeded" tensors come back with positions None and their stored `positions_sha256`.
+    """
     directory = Path(path)
+    config, manifest, weights, saved = _read_verified(directory)
+    tensors, _ = decode_adapter(weights, directory / WEIGHTS_FILE)
+    for key, stored in tensors.items():
+        if stored.seeded:
+            stored.positions_sha256 = manifest.get("tensors", {}).get(key, {}).get(
+                "positions_sha256")
+    return config, manifest, tensors, saved.get("adapter_name", "default")
+
+
+def read_adapter_task(path: str | Path) -> AdapterTask:
+    """The task an adapter directory was saved for (verified like `read_adapter_dir`)."""
+    directory = Path(path)
+    config, _, _, saved = _read_verified(directory)
+    return _task_of(saved, config, directory / CONFIG_FILE)
+
+
+def _read_verified(directory: Path) -> tuple[AdapterConfig, dict, bytes, dict]:
+    """(config, manifest, adapter.safetensors bytes, adapter_config.json), checksums verified."""
     if not directory.is_dir():
         raise AdapterFileError(f"{directory} is not a directory (expected a spadapt adapter dir)")
     manifest = _read_json(directory / MANIFEST_FILE)
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_FORMAT_VERSIONS:
         raise AdapterFileError(
             f"{directory / MANIFEST_FILE} has format version {manifest.get('format_version')}; "
-            f"this spadapt reads version {FORMAT_VERSION}"
+            f"this spadapt reads versions {list(READABLE_FORMAT_VERSIONS)}"
         )
     config_bytes = _read_checked(directory, CONFIG_FILE, manifest)
     weights = _read_checked(directory, WEIGHTS_FILE, manifest)
@@ -356,73 +341,43 @@ def read_adapter_dir(path: str | Path) -> tuple[AdapterConfig, dict, dict[str, S
     except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as error:
         message = f"{directory / CONFIG_FILE}: invalid adapter config ({error})"
         raise AdapterFileError(message) from None
-    tensors, _ = decode_adapter(weights, directory / WEIGHTS_FILE)
-    return config, manifest, tensors, saved.get("adapter_name", "default")
+    return config, manifest, weights, saved
 
 
-def load_adapter_into(model, path: str | Path, adapter_name: str | None = None) -> str:
-    """Load an adapter directory into an AdaptedModel; verified first, rolled back on failure."""
-    directory = Path(path)
-    config, manifest, tensors, saved_name = read_adapter_dir(directory)
-    name = adapter_name or saved_name
-    model._check_new_name(name)
-    exclude = manifest.get("excluded_heads", [])
-    check_fingerprint(manifest.get("base_model", {}), model.fingerprint(exclude),
-                      directory / MANIFEST_FILE)
-    built = model._build(name, config)
-    model.configs[name] = config
+def _task_of(saved: dict, config: AdapterConfig, path: Path) -> AdapterTask:
+    if "task" not in saved:  # format version 1: labels were the only sign of a classifier
+        if config.labels:
+            return AdapterTask("classification", list(config.labels), len(config.labels))
+        return AdapterTask("causal_lm")
     try:
-        _import_tensors(model, name, config, built, tensors, manifest, directory)
-    except BaseException:
-        model._forget(name)
-        raise
-    model.install_final_masks(name)
-    return name
+        return AdapterTask(saved["task"], list(config.labels), int(saved.get("head_width", 0)))
+    except (AdapterFileError, TypeError, ValueError) as error:
+        raise AdapterFileError(f"{path}: {error}") from None
 
 
-def _import_tensors(model, name, config, built, tensors, manifest, directory) -> None:
-    from .model import KEY_SEPARATOR
-
-    if any(stored.seeded for stored in tensors.values()):
-        model._choose_masks(name, config, built, None)  # rebuild the seeded random masks
-    expected = model.export_adapter(name)
-    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+def match_stored_tensors(expected: dict[str, StoredTensor], stored: dict[str, StoredTensor],
+                         where: Path) -> None:
+    """Check that tensors read from `where` fit what a freshly built adapter `expected`
+    (same keys and shapes; seeded masks rebuilt identically) and give "seeded" tensors the
+    rebuilt positions. Raises AdapterFileError naming the file and tensor."""
+    missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
     if missing or unexpected:
         raise AdapterFileError(
-            f"{directory / WEIGHTS_FILE} does not fit this model: missing tensors "
+            f"{where} does not fit this model: missing tensors "
             f"{missing[:5]}, unexpected tensors {unexpected[:5]}"
         )
-    for key, stored in tensors.items():
-        if tuple(expected[key].shape) != stored.shape:
+    for key, tensor in stored.items():
+        if tuple(expected[key].shape) != tensor.shape:
             raise AdapterFileError(
-                f"{directory / WEIGHTS_FILE}: tensor {key!r} has shape {stored.shape}, the model "
+                f"{where}: tensor {key!r} has shape {tensor.shape}, the model "
                 f"needs {tuple(expected[key].shape)}"
             )
-        if stored.seeded:
-            positions = expected[key].positions.cpu().numpy().astype(np.int64)
-            entry = manifest.get("tensors", {}).get(key, {})
-            if _sha256(positions.tobytes()) != entry.get("positions_sha256") or (
-                positions.size != stored.values.numel()
-            ):
+        if tensor.seeded:
+            positions = expected[key].positions
+            if (positions is None or positions.numel() != tensor.values.numel()
+                    or positions_digest(positions) != tensor.positions_sha256):
                 raise AdapterFileError(
-                    f"{directory}: the seeded random mask of {key!r} could not be rebuilt "
+                    f"{where}: the seeded random mask of {key!r} could not be rebuilt "
                     "identically (different spadapt or torch version?)"
                 )
-            stored.positions = expected[key].positions
-    for wrapper, module in model.adapter_modules(name):
-        prefix = f"{wrapper.site_name}{KEY_SEPARATOR}"
-        local = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-        if hasattr(module, "score_targets"):
-            module.import_(local, model._innermost(wrapper))
-        else:
-            module.import_(local)
-
-
-def load_adapter(base_model: nn.Module, path: str | Path, adapter_name: str | None = None):
-    """Load an adapter directory onto `base_model` (or an AdaptedModel); it becomes active."""
-    from .model import AdaptedModel
-
-    model = base_model if isinstance(base_model, AdaptedModel) else AdaptedModel(base_model)
-    name = load_adapter_into(model, path, adapter_name)
-    model.set_adapter(name)
-    return model
+            tensor.positions = positions

@@ -6,10 +6,11 @@
 - `routing.py`: which adapter each row of a batch uses.
 """
 
+from ..names import BASE_NAME
 from .base import Method, SitePlan, SiteWrapper, StoredTensor
 from .bottleneck import BOTTLENECK, BottleneckAdapter, BottleneckSite
 from .head import HeadCopy, HeadSite
-from .routing import BASE_NAME, Routing
+from .routing import Routing
 from .sparse_delta import SPARSE_DELTA, SparseDelta, SparseDeltaSite
 
 METHODS: dict[str, Method] = {

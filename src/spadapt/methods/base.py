@@ -19,17 +19,8 @@ from torch import nn
 
 from ..config import AdapterConfig
 from ..masks.masked import MaskedWeight
+from ..storage import StoredTensor
 from .routing import Routing
-
-
-@dataclass
-class StoredTensor:
-    """One tensor as storage sees it: kept values and where they go."""
-
-    shape: tuple[int, ...]  # dense shape
-    values: torch.Tensor  # 1-D kept values, in increasing flat-position order
-    positions: torch.Tensor | None  # 1-D sorted int64 flat positions; None = dense (all kept)
-    seeded: bool = False  # positions can be rebuilt from the adapter's seed (random scorer)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-BASE_NAME = "__base__"  # routing name for rows that should see the base model
-
 
 @dataclass
 class Routing:
