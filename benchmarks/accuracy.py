@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from spadapt import AdaptedModel
-from spadapt.poc import _subset, build_model, load_seeded_base
+from spadapt.poc import build_model, load_seeded_base, subset_rows
 from spadapt.recipe import load_recipe
 
 from .common import BATCH_SIZE, RESULTS_DIR, SEQUENCE_LENGTH, write_result
@@ -215,7 +215,7 @@ def method_of(configuration: str) -> str:
 def validation_rows(train: list, train_rows: list, rows: int, seed: int) -> list:
     """A fixed-seed stratified subset of the training split's rows not in `train_rows`."""
     used = {id(row) for row in train_rows}
-    return _subset([row for row in train if id(row) not in used], rows, seed)
+    return subset_rows([row for row in train if id(row) not in used], rows, seed)
 
 
 def nonzero_values(model: nn.Module) -> int:
@@ -234,8 +234,8 @@ def run_one(entry: Entry, dataset: str, seed: int, options: argparse.Namespace) 
     from spadapt.train import TrainConfig, train
 
     split = load_dataset(f"builtin:{dataset}", seed=seed)
-    train_rows = _subset(split.train, options.train_rows, seed)
-    eval_rows = _subset(split.eval, options.eval_rows, seed + 1)
+    train_rows = subset_rows(split.train, options.train_rows, seed)
+    eval_rows = subset_rows(split.eval, options.eval_rows, seed + 1)
     held_out = validation_rows(split.train, train_rows, options.validation_rows, seed + 2)
     path = str(resolve_model("builtin:minilm"))
     task = ClassificationTask(AutoTokenizer.from_pretrained(path, local_files_only=True),
@@ -275,7 +275,7 @@ def summarize(runs: dict) -> dict:
     return table
 
 
-def _kept_runs(previous: dict, settings: dict) -> dict:
+def kept_runs(previous: dict, settings: dict) -> dict:
     """The runs of a previous result file made with the same budget and, per method, the same
     method settings (a changed learning rate or size makes that method's runs stale)."""
     old = previous.get("settings", {})
@@ -317,7 +317,7 @@ def run(options: argparse.Namespace) -> dict:
     if options.validation_rows:  # absent otherwise: files written before it stay resumable
         settings["validation_rows"] = options.validation_rows
     previous = json.loads(path.read_text()) if path.exists() and options.resume else {}
-    runs = _kept_runs(previous, settings)
+    runs = kept_runs(previous, settings)
     if runs:  # methods of the previous file that this call does not run stay described
         settings["methods"] = {**previous["settings"]["methods"], **settings["methods"]}
 
@@ -327,7 +327,7 @@ def run(options: argparse.Namespace) -> dict:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if path.exists():
                 written = json.loads(path.read_text())
-                for key, other in _kept_runs(written, settings).items():
+                for key, other in kept_runs(written, settings).items():
                     runs.setdefault(key, other)
                 for name, method in written.get("settings", {}).get("methods", {}).items():
                     settings["methods"].setdefault(name, method)

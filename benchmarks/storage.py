@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from spadapt import AdaptedModel
-from spadapt.poc import _directory_bytes
+from spadapt.poc import directory_bytes
 from spadapt.storage import MANIFEST_FILE, WEIGHTS_FILE, information_bound_bytes
 
 from .common import load_base, perturb_trainable, write_result
@@ -41,14 +41,14 @@ def measure(name: str, base, calibration: list[dict], root: Path) -> dict:
         values = manifest["nnz"]
         bound = information_bound_bytes(manifest, value_bytes=4)
         entry = {"library": "spadapt", "weights_file_bytes": weights,
-                 "directory_bytes": _directory_bytes(path), "trained_values": values,
+                 "directory_bytes": directory_bytes(path), "trained_values": values,
                  "information_bound_bytes": bound, "ratio_to_bound": weights / bound}
     else:
         model.save_pretrained(target, safe_serialization=True)
         weights = (target / "adapter_model.safetensors").stat().st_size
         values = trainee.trainable_parameters()
         entry = {"library": "peft", "weights_file_bytes": weights,
-                 "directory_bytes": _directory_bytes(target), "trained_values": values}
+                 "directory_bytes": directory_bytes(target), "trained_values": values}
     entry["bytes_per_value"] = weights / values
     return entry
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import spadapt
@@ -22,11 +23,24 @@ def adapter_dir(tmp_path):
     return model.save_adapter(tmp_path / "adapter"), model.parameter_report()
 
 
-def test_help_exits_0():
-    result = runner.invoke(app, ["--help"])
+COMMANDS = {"poc", "train", "eval", "predict", "report", "inspect", "recipes", "registry",
+            "serve"}
+
+
+def _listed_commands(help_text: str) -> set[str]:
+    """The names in the help's Commands panel: the word at the start of a row of the box
+    (`│ poc   Compare ...`), not the indented lines a long description wraps onto."""
+    panel = help_text.split("Commands", 1)[1]
+    return {line[2:].split(" ", 1)[0] for line in panel.splitlines()
+            if line.startswith("│ ") and line[2:3] not in (" ", "")}
+
+
+def test_help_exits_0_and_lists_every_command_by_name():
+    result = runner.invoke(app, ["--help"], terminal_width=100)
     assert result.exit_code == 0, result.output
-    for command in ("poc", "train", "eval", "predict", "report", "inspect", "recipes"):
-        assert command in result.output
+    assert set(typer.main.get_command(app).commands) == COMMANDS
+    assert _listed_commands(result.output) == COMMANDS
+    assert _listed_commands("Commands\n│ poc  Compare: a report\n│      then report\n") == {"poc"}
 
 
 def test_inspect_prints_config_nnz_files_and_base(adapter_dir):

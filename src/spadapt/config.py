@@ -1,8 +1,9 @@
 """`AdapterConfig`: the one dataclass that describes an adapter, validated, with a JSON round trip.
 
-Every field has a default and a comment. `density` is always the fraction of an adapter's
-weights that are *kept* (1.0 = dense). Validation happens in `__post_init__`, so a config
-that exists is a config that makes sense; errors name the field and the allowed values.
+Every field has a default and its help text in its metadata (`described`). `density` is
+always the fraction of an adapter's weights that are *kept* (1.0 = dense). Validation happens
+in `__post_init__`, so a config that exists is a config that makes sense; errors name the
+field and the allowed values.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import SpadaptError
+from .helptext import described
 
 METHOD_NAMES = ("bottleneck", "sparse_delta")
 PLACEMENTS = ("pfeiffer", "houlsby", "parallel")
@@ -32,29 +34,45 @@ class ConfigError(SpadaptError):
 class AdapterConfig:
     """What to add to a frozen base model and which of its weights to keep."""
 
-    method: str = "bottleneck"  # "bottleneck" (down→act→up adapter) or "sparse_delta"
-    placement: str = "pfeiffer"  # bottleneck only: "pfeiffer" | "houlsby" | "parallel"
-    bottleneck: int = 64  # bottleneck width r of the dense adapter (before large_sparse widening)
-    density: float = 1.0  # fraction of the adapter's weights that are KEPT, in (0, 1]
-    scorer: str = "random"  # which weights to keep: random|magnitude|snip|grasp|synflow
-    schedule: str = "init"  # when masks are chosen: init|gradual|learned|movement
-    budget: str = "global"  # top-k over all tensors ("global") or per tensor ("layer")
-    large_sparse: bool = False  # widen the bottleneck by 1/density at the same non-zero budget
-    activation: str = "relu"  # bottleneck non-linearity
-    parallel_scaling: float = 4.0  # scale s of a parallel adapter's output (He et al. 2022)
-    target_modules: list[str] | None = None  # module-name regexes; None = the architecture table
-    modules_to_save: list[str] | None = None  # head modules trained densely and saved; None = auto
-    init_std: float = 1e-2  # std of the down-projection init (and of the scoring probe for up)
-    seed: int = 0  # seeds weight init and the random scorer, so masks are reproducible
-    l0_lambda: float = 0.1  # "learned": weight of the L0 penalty (expected fraction of open gates)
-    l0_beta: float = 2.0 / 3.0  # "learned": hard-concrete temperature
-    prune_start: float = 0.1  # "gradual"/"movement": fraction of training before pruning starts
-    prune_end: float = 0.7  # "gradual"/"movement"/"learned": fraction of training when the
-    #                         final density is reached (the rest fine-tunes under that mask)
-    prune_every: int = 10  # "gradual"/"movement": steps between mask updates
-    synflow_iterations: int = 20  # "synflow": pruning rounds (Tanaka et al. 2020)
-    save_dtype: str | None = None  # dtype of stored values: None = the adapter's own dtype
-    labels: list[str] = field(default_factory=list)  # class names of a classification head
+    method: str = described(
+        "bottleneck", help='"bottleneck" (down→act→up adapter) or "sparse_delta"')
+    placement: str = described(
+        "pfeiffer", help='bottleneck only: "pfeiffer" | "houlsby" | "parallel"')
+    bottleneck: int = described(
+        64, help="bottleneck width r of the dense adapter (before large_sparse widening)")
+    density: float = described(
+        1.0, help="fraction of the adapter's weights that are KEPT, in (0, 1]")
+    scorer: str = described(
+        "random", help="which weights to keep: random|magnitude|snip|grasp|synflow")
+    schedule: str = described("init", help="when masks are chosen: init|gradual|learned|movement")
+    budget: str = described(
+        "global", help='top-k over all tensors ("global") or per tensor ("layer")')
+    large_sparse: bool = described(
+        False, help="widen the bottleneck by 1/density at the same non-zero budget")
+    activation: str = described("relu", help="bottleneck non-linearity")
+    parallel_scaling: float = described(
+        4.0, help="scale s of a parallel adapter's output (He et al. 2022)")
+    target_modules: list[str] | None = described(
+        None, help="module-name regexes; None = the architecture table")
+    modules_to_save: list[str] | None = described(
+        None, help="head modules trained densely and saved; None = auto")
+    init_std: float = described(
+        1e-2, help="std of the down-projection init (and of the scoring probe for up)")
+    seed: int = described(
+        0, help="seeds weight init and the random scorer, so masks are reproducible")
+    l0_lambda: float = described(
+        0.1, help='"learned": weight of the L0 penalty (expected fraction of open gates)')
+    l0_beta: float = described(2.0 / 3.0, help='"learned": hard-concrete temperature')
+    prune_start: float = described(
+        0.1, help='"gradual"/"movement": fraction of training before pruning starts')
+    prune_end: float = described(
+        0.7, help='"gradual"/"movement"/"learned": fraction of training when the final '
+        "density is reached (the rest fine-tunes under that mask)")
+    prune_every: int = described(10, help='"gradual"/"movement": steps between mask updates')
+    synflow_iterations: int = described(20, help='"synflow": pruning rounds (Tanaka et al. 2020)')
+    save_dtype: str | None = described(
+        None, help="dtype of stored values: None = the adapter's own dtype")
+    labels: list[str] = described(default_factory=list, help="class names of a classification head")
 
     def __post_init__(self) -> None:
         self._check_choice("method", METHOD_NAMES)

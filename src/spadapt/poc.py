@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,9 +19,9 @@ from torch import nn
 
 from . import __version__, atomic
 from .errors import SpadaptError
+from .poc_options import PocOptions
 from .recipe import Recipe, load_recipe
 
-DEFAULT_METHODS = ["full", "lora", "adapter", "sparse", "large_sparse", "sparse_delta"]
 CALIBRATION_BATCHES = 4  # batches of training data that SNIP/GraSP score masks on
 
 # How much each method gets. quick: a first look in minutes; standard: the real comparison.
@@ -44,25 +43,15 @@ class PocError(SpadaptError):
     """A PoC option that cannot work."""
 
 
-@dataclass
-class PocOptions:
-    out: Path  # run directory: results.json, report.*, one folder per method
-    data: str = "builtin:rotten_tomatoes"  # training data: a file or builtin:NAME
-    eval_data: str | None = None  # evaluation data; None = a stratified split of `data`
-    text_column: str = "text"  # column with the input text
-    label_column: str = "label"  # column with the class label
-    model: str = "builtin:minilm"  # base model: builtin:NAME or a local Hugging Face folder
-    methods: list = field(default_factory=lambda: list(DEFAULT_METHODS))  # names or Recipes
-    budget: str = "quick"  # "quick" or "standard"
-    lang: str = "en"  # report language: "en" or "ja"
-    seed: int = 0  # one seed for data split, initialisation and data order
-    skip_bad_rows: bool = False  # skip (and report) bad rows instead of stopping
-    resume: bool = False  # keep finished methods of a previous run; resume the unfinished one
-    progress: bool = True  # progress bars
 
+def subset_rows(examples: list, rows: int | None, seed: int) -> list:
+    """A fixed-seed, label-stratified subset of at most `rows` examples, in shuffled order.
 
-def _subset(examples: list, rows: int | None, seed: int) -> list:
-    """A fixed-seed, label-stratified subset of at most `rows` examples (order shuffled)."""
+    Each label keeps about its share of `examples`; examples without a `label` attribute
+    (prompt/response pairs) form one group. `rows=None`, or `rows` at least `len(examples)`,
+    returns all of them in their own order. The same `seed` gives the same subset, so every
+    method of a run sees the same rows.
+    """
     if rows is None or len(examples) <= rows:
         return list(examples)
     generator = torch.Generator().manual_seed(seed)
@@ -83,7 +72,8 @@ def _write_json(path: Path, data: dict) -> None:
     atomic.write_file(path, json.dumps(data, indent=2).encode())
 
 
-def _directory_bytes(path: Path) -> int:
+def directory_bytes(path: Path) -> int:
+    """Bytes of every file under `path`, subfolders included: what a saved method stores."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
@@ -116,10 +106,11 @@ def build_model(recipe: Recipe, base, labels: list[str], calibration: list[dict]
             settings["target_modules"] = "all-linear"  # the recipe's names are another family's
         task_type = "SEQ_CLS" if labels else "CAUSAL_LM"
         return get_peft_model(base, LoraConfig(task_type=task_type, **settings))
+    from .masks import SCORERS
     from .model import attach
 
     config = recipe.adapter_config(labels=list(labels), seed=seed)
-    needs_data = config.schedule == "init" and config.scorer in ("snip", "grasp")
+    needs_data = config.schedule == "init" and SCORERS[config.scorer].needs_data
     return attach(base, config, adapter_name="default",
                   calibration=calibration if needs_data else None)
 
@@ -164,7 +155,7 @@ def run_method(recipe: Recipe, task, split_train: list, split_eval: list, option
         "name": recipe.name, "description": recipe.description, "kind": recipe.kind,
         "accuracy": final["accuracy"], "macro_f1": final["macro_f1"],
         "eval_loss": final["loss"], **count_parameters(recipe, model),
-        "adapter_bytes": _directory_bytes(saved),
+        "adapter_bytes": directory_bytes(saved),
         "train_seconds": result.train_seconds,
         "step_seconds_median": result.step_seconds_median,
         "examples_per_second": result.examples_per_second,
@@ -195,8 +186,8 @@ def run_poc(options: PocOptions) -> dict:
                          label_column=options.label_column, skip_bad_rows=options.skip_bad_rows,
                          seed=options.seed)
     budget = BUDGETS[options.budget]
-    train_rows = _subset(split.train, budget["train_rows"], options.seed)
-    eval_rows = _subset(split.eval, budget["eval_rows"], options.seed + 1)
+    train_rows = subset_rows(split.train, budget["train_rows"], options.seed)
+    eval_rows = subset_rows(split.eval, budget["eval_rows"], options.seed + 1)
     model_path = str(resolve_model(options.model))
     tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
     max_length = budget["train"].get("max_length", recipes[0].train_config().max_length)

@@ -3,21 +3,22 @@
 A recipe has `name`, `description`, `kind` ("spadapt" | "lora" | "full"), an `adapter` section
 (AdapterConfig fields), a `lora` section (PEFT LoraConfig fields) and a `train` section
 (TrainConfig fields), plus optional `data` and `model`. `--set section.key=value` overrides any
-field; values are parsed as YAML (`0.01`, `true`, `[query, value]`).
+field; values are parsed as YAML (`0.01`, `true`, `[query, value]`) and converted to each
+field's type by pydantic (`spadapt.validation`), so `1e-3` is a float.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from .config import AdapterConfig
+from .config import AdapterConfig, ConfigError
 from .errors import SpadaptError
 from .train.config import TrainConfig
+from .validation import coerce_fields
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
 KINDS = ("spadapt", "lora", "full")
@@ -25,16 +26,6 @@ KINDS = ("spadapt", "lora", "full")
 
 class RecipeError(SpadaptError):
     """A recipe file or override that cannot work."""
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML as people write it: `1e-3` is a float (YAML 1.1, PyYAML's default, wants `1.0e-3`
-    and would hand the learning rate over as the string "1e-3")."""
-
-
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
-                              re.compile(r"^[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+$"),
-                              list("-+0123456789"))
 
 
 @dataclass
@@ -49,7 +40,11 @@ class Recipe:
     model: str | None = None  # default base model for `spadapt train`
 
     def adapter_config(self, **extra) -> AdapterConfig:
-        return AdapterConfig.from_dict({**self.adapter, **extra})
+        values = {**self.adapter, **extra}
+        known = {f.name for f in dataclasses.fields(AdapterConfig)}
+        converted = coerce_fields(AdapterConfig, {k: v for k, v in values.items() if k in known},
+                                  ConfigError)
+        return AdapterConfig.from_dict({**values, **converted})  # names unknown keys
 
     def train_config(self, **extra) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -74,7 +69,7 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
         raise RecipeError(f"recipe {str(name_or_path)!r} not found: give a YAML file or one of "
                           f"{builtin_recipes()}")
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader) or {}
+        data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise RecipeError(f"{path}: invalid YAML ({error})") from None
     if not isinstance(data, dict):
@@ -100,7 +95,7 @@ def _apply_override(data: dict, override: str, path: Path) -> None:
     key, sep, raw = override.partition("=")
     if not sep or not key:
         raise RecipeError(f"--set {override!r}: expected section.key=value")
-    value = yaml.load(raw, Loader=_Loader)
+    value = yaml.safe_load(raw)
     parts = key.split(".")
     target = data
     for part in parts[:-1]:

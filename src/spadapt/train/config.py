@@ -1,12 +1,23 @@
-"""`TrainConfig`: how an adapter (or a full model) is trained. Every field has a comment, so
-`spadapt train --help` and recipes can be read as documentation."""
+"""`TrainConfig`: how an adapter (or a full model) is trained. Every field carries its help in
+its metadata, so `spadapt train --help` and recipes can be read as documentation; types and
+bounds are checked by pydantic (`spadapt.validation`), so "1e-3" from YAML is a float and a
+wrong value is an error that names the field."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
 
 from ..errors import SpadaptError
+from ..helptext import described
+from ..validation import coerce_fields
+
+Positive = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+Count = Annotated[int, Field(ge=0)]
 
 
 class TrainConfigError(SpadaptError):
@@ -15,49 +26,39 @@ class TrainConfigError(SpadaptError):
 
 @dataclass
 class TrainConfig:
-    learning_rate: float = 1e-3  # peak AdamW learning rate
-    head_learning_rate: float | None = None  # for a task head (classifier/score); None = same
-    weight_decay: float = 0.01  # AdamW decoupled weight decay (pruned weights stay zero)
-    epochs: int = 3  # passes over the training data
-    max_steps: int | None = None  # cap on optimizer steps (None = epochs decide)
-    batch_size: int = 32  # examples per optimizer step per process (before accumulation)
-    eval_batch_size: int = 64  # examples per evaluation forward
-    gradient_accumulation: int = 1  # micro-batches per optimizer step
-    warmup_ratio: float = 0.1  # fraction of steps with linear warm-up, then linear decay
-    max_length: int = 128  # tokens per example after truncation
-    early_stopping_patience: int | None = 2  # evaluations without improvement before stopping
-    evals_per_epoch: int = 1  # evaluations per epoch (the last one at the epoch's end)
-    checkpoint_every: int = 50  # optimizer steps between checkpoints (0 = at evaluations only)
-    log_every: int = 8  # optimizer steps between train-loss rows in the history (0 = none)
-    seed: int = 0  # seeds data order, dropout and initialisation
-    progress: bool = True  # show a progress bar with loss and examples/s
-    log_csv: bool = True  # write metrics.csv
-    log_tensorboard: bool = True  # write TensorBoard event files under tensorboard/
+    learning_rate: Positive = described(1e-3, help="peak AdamW learning rate")
+    head_learning_rate: Positive | None = described(
+        None, help="for a task head (classifier/score); None = same")
+    weight_decay: float = described(
+        0.01, help="AdamW decoupled weight decay (pruned weights stay zero)")
+    epochs: PositiveInt = described(3, help="passes over the training data")
+    max_steps: PositiveInt | None = described(
+        None, help="cap on optimizer steps (None = epochs decide)")
+    batch_size: PositiveInt = described(
+        32, help="examples per optimizer step per process (before accumulation)")
+    eval_batch_size: PositiveInt = described(64, help="examples per evaluation forward")
+    gradient_accumulation: PositiveInt = described(1, help="micro-batches per optimizer step")
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = described(
+        0.1, help="fraction of steps with linear warm-up, then linear decay")
+    max_length: PositiveInt = described(128, help="tokens per example after truncation")
+    early_stopping_patience: Count | None = described(
+        2, help="evaluations without improvement before stopping")
+    evals_per_epoch: PositiveInt = described(
+        1, help="evaluations per epoch (the last one at the epoch's end)")
+    checkpoint_every: Count = described(
+        50, help="optimizer steps between checkpoints (0 = at evaluations only)")
+    log_every: Count = described(
+        8, help="optimizer steps between train-loss rows in the history (0 = none)")
+    seed: int = described(0, help="seeds data order, dropout and initialisation")
+    progress: bool = described(True, help="show a progress bar with loss and examples/s")
+    log_csv: bool = described(True, help="write metrics.csv")
+    log_tensorboard: bool = described(
+        True, help="write TensorBoard event files under tensorboard/")
 
     def __post_init__(self) -> None:
-        numbers = ("learning_rate", "head_learning_rate", "weight_decay", "warmup_ratio",
-                   "max_steps", "checkpoint_every", "log_every")
-        for name in numbers:  # a value from YAML or --set may be a string or a list
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool)
-                                      or not isinstance(value, (int, float))):
-                raise TrainConfigError(f"{name} must be a number, got {value!r}")
-        positive = ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation",
-                    "max_length", "evals_per_epoch")
-        for name in positive:
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise TrainConfigError(f"{name} must be a positive integer, "
-                                       f"got {getattr(self, name)!r}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise TrainConfigError(f"max_steps must be >= 1 or None, got {self.max_steps}")
-        for name in ("learning_rate", "head_learning_rate"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise TrainConfigError(f"{name} must be > 0, got {value}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise TrainConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.checkpoint_every < 0 or self.log_every < 0:
-            raise TrainConfigError("checkpoint_every and log_every must be >= 0")
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name, value in coerce_fields(TrainConfig, values, TrainConfigError).items():
+            setattr(self, name, value)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -17,6 +17,7 @@ import contextlib
 import csv
 import math
 import re
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..masks import keep_pruned_at_zero
+from ..masks import SCHEDULES, keep_pruned_at_zero
 from ..model import AdaptedModel
 from .checkpoint import load_checkpoint, restore_tensors, save_checkpoint
 from .config import TrainConfig
@@ -45,11 +46,16 @@ class TrainResult:
 
     @property
     def step_seconds_median(self) -> float:
-        ordered = sorted(self.step_seconds)
-        return ordered[len(ordered) // 2] if ordered else 0.0
+        return statistics.median(self.step_seconds) if self.step_seconds else 0.0
 
 
 def _linear_schedule(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
+    """Learning-rate factor of step `step` (0-based): linear warm-up to 1, then linear decay.
+
+    Not transformers' `get_linear_schedule_with_warmup`: that one gives the first step a
+    learning rate of 0 (factor step / warmup); here step 0 already trains at 1 / warmup, and
+    every recorded result was measured so.
+    """
     warmup = int(round(warmup_ratio * total_steps))
 
     def factor(step: int) -> float:
@@ -65,7 +71,7 @@ def _schedule_allows_selection(model: nn.Module, step: int, total: int) -> bool:
     if not isinstance(model, AdaptedModel) or model.active_adapter is None:
         return True
     config = model.configs[model.active_adapter]
-    if config.schedule in ("gradual", "movement", "learned"):
+    if SCHEDULES[config.schedule].final_from_prune_end:
         return step >= round(config.prune_end * total)
     return True
 

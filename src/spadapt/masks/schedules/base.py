@@ -13,6 +13,8 @@ from ..masked import MaskedWeight
 class Schedule(Protocol):
     """Per-adapter mask schedule. `weights` maps stable tensor names to `MaskedWeight`s."""
 
+    final_from_prune_end: bool  # False: final from the start ("init"); True: from prune_end
+
     def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight]) -> None: ...
 
     def start(self) -> None:

@@ -13,6 +13,8 @@ from .base import cubic_density
 
 
 class GradualSchedule:
+    final_from_prune_end = True  # masks reach the final density at prune_end
+
     def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight]) -> None:
         self.config = config
         self.weights = weights

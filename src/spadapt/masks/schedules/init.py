@@ -7,6 +7,8 @@ from ..masked import MaskedWeight
 
 
 class InitSchedule:
+    final_from_prune_end = False  # the masks are final from attach on
+
     def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight]) -> None:
         self.config = config
         self.weights = weights

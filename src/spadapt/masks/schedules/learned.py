@@ -19,6 +19,8 @@ from ..masked import MaskedWeight, expected_l0
 
 
 class LearnedSchedule:
+    final_from_prune_end = True  # masks reach the final density at prune_end
+
     def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight]) -> None:
         self.config = config
         self.weights = weights

@@ -1,19 +1,22 @@
 """`spadapt registry push|list|show|pull|rm`: the adapter registry from the command line.
 
-A typer sub-app (`registry_app`), added to the main command as `registry`; every command calls
-`spadapt.registry.Registry`. `--registry PATH` picks the registry folder (default:
-$SPADAPT_REGISTRY, else ~/.local/share/spadapt/registry). Exit codes as in `spadapt.cli`: 2 for
-bad input (a bad name or reference, an unknown adapter, a corrupt adapter), 1 for a bug.
+A typer sub-app (`registry_app`), added to the main command as `registry` by `register`;
+every command calls `spadapt.registry.Registry`. `--registry PATH` picks the registry folder
+(default: $SPADAPT_REGISTRY, else ~/.local/share/spadapt/registry). Exit codes as in
+`spadapt.cli.exits`: 2 for bad input (a bad name or reference, an unknown adapter, a corrupt
+adapter), 1 for a bug.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
+
+from ..report.fmt import size
+from .exits import exit_codes
+from .tables import print_table
 
 registry_app = typer.Typer(
     help="Store, list and fetch adapters by name and version (NAME@3).",
@@ -26,22 +29,10 @@ _REGISTRY_HELP = ("Registry folder (default: $SPADAPT_REGISTRY, else "
 _REF_HELP = "NAME (its latest version) or NAME@VERSION."
 
 
-@contextlib.contextmanager
-def _exit_codes() -> Iterator[None]:
-    from .cli import _exit_codes  # here, not at the top: spadapt.cli imports this module
-
-    with _exit_codes():
-        yield
-
-
 def _open(registry: Path | None):
-    from .registry import Registry
+    from ..registry import Registry
 
     return Registry(registry)
-
-
-def _size(size: int) -> str:
-    return f"{size / 1000:.1f} KB" if size < 1_000_000 else f"{size / 1_000_000:.2f} MB"
 
 
 def _metric_text(metrics: dict) -> str:
@@ -72,9 +63,9 @@ def push(
     registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
 ) -> None:
     """Store an adapter directory as the next version of NAME (verified first)."""
-    with _exit_codes():
+    with exit_codes():
         if no_metrics and metrics is not None:
-            from .registry import RegistryError
+            from ..registry import RegistryError
 
             raise RegistryError("give --metrics FILE or --no-metrics, not both")
         entry = _open(registry).push(
@@ -85,8 +76,8 @@ def push(
         typer.echo(f"unchanged: {entry.ref} has the same content (sha256 {entry.sha256[:12]}); "
                    "nothing pushed")
         return
-    typer.echo(f"pushed {entry.ref} (sha256 {entry.sha256[:12]}, {_size(entry.size_bytes)}, "
-               f"metrics: {_metric_text(entry.metrics)})")
+    typer.echo(f"pushed {entry.ref} (sha256 {entry.sha256[:12]}, "
+               f"{size(entry.size_bytes, digits=4)}, metrics: {_metric_text(entry.metrics)})")
 
 
 @registry_app.command("list")
@@ -96,7 +87,7 @@ def list_(
     registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
 ) -> None:
     """List the registered adapters: NAME@VERSION, task, accuracy, size, created, tags."""
-    with _exit_codes():
+    with exit_codes():
         entries = _open(registry).list(name)
     if as_json:
         typer.echo(json.dumps([e.to_dict() for e in entries], indent=2))
@@ -104,15 +95,14 @@ def list_(
     if not entries:
         typer.echo("the registry is empty")
         return
-    rows = [("ADAPTER", "TASK", "ACCURACY", "SIZE", "CREATED (UTC)", "TAGS")]
+    rows = []
     for e in entries:
         accuracy = e.metrics.get("accuracy")
         rows.append((e.ref, e.task, "-" if accuracy is None else f"{accuracy:.3f}",
-                     _size(e.size_bytes), e.created_at[:19].replace("T", " "),
+                     size(e.size_bytes, digits=4), e.created_at[:19].replace("T", " "),
                      ",".join(e.tags) or "-"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_table(("ADAPTER", "TASK", "ACCURACY", "SIZE", "CREATED (UTC)", "TAGS"), rows,
+                right=(2, 3))
 
 
 @registry_app.command()
@@ -122,7 +112,7 @@ def show(
     registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
 ) -> None:
     """Everything recorded about one adapter version."""
-    with _exit_codes():
+    with exit_codes():
         reg = _open(registry)
         entry = reg.show(ref)
     if as_json:
@@ -137,7 +127,7 @@ def show(
          + (f" ({base['name_or_path']})" if base.get("name_or_path") else "")),
         ("metrics", _metric_text(entry.metrics)), ("tags", ", ".join(entry.tags) or "-"),
         ("parent", entry.parent or "-"), ("data sha256", entry.data_sha256 or "-"),
-        ("size", f"{_size(entry.size_bytes)} ({entry.size_bytes} bytes)"),
+        ("size", f"{size(entry.size_bytes, digits=4)} ({entry.size_bytes} bytes)"),
         ("sha256", entry.sha256), ("created", entry.created_at),
         ("blob", str(reg.blobs / entry.sha256)),
     ]:
@@ -151,7 +141,7 @@ def pull(
     registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
 ) -> None:
     """Copy an adapter version out of the registry into DIRECTORY (verified)."""
-    with _exit_codes():
+    with exit_codes():
         reg = _open(registry)
         entry = reg.show(ref)
         reg.pull(entry.ref, directory)
@@ -166,6 +156,11 @@ def remove(
     registry: Path | None = typer.Option(None, help=_REGISTRY_HELP),
 ) -> None:
     """Remove one adapter version (its stored files go once nothing else uses them)."""
-    with _exit_codes():
+    with exit_codes():
         entry = _open(registry).remove(ref, force=force)
     typer.echo(f"removed {entry.ref}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `registry ...` to the main command."""
+    app.add_typer(registry_app, name="registry")

@@ -1,8 +1,7 @@
-"""`serve_command`: the `spadapt serve` command as a plain typer-annotated function.
+"""`spadapt serve`: one base model with many adapters over HTTP (`spadapt.serve`).
 
-The main CLI registers it (`app.command("serve")(serve_command)`); `python -m
-spadapt.serve.cli ...` runs it on its own. Bad options or adapters exit with code 2 before
-the port is bound; then uvicorn serves until interrupted.
+Bad options or adapters exit with code 2 before the port is bound; then uvicorn serves until
+interrupted.
 """
 
 from __future__ import annotations
@@ -10,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
+from .exits import exit_codes
 
 
 def serve_command(
@@ -33,11 +34,10 @@ def serve_command(
     """Serve one base model with many adapters over HTTP (classify, OpenAI completions)."""
     import uvicorn
 
-    from ..cli import _exit_codes
-    from .app import create_app
-    from .config import ServeConfig, parse_adapter_option
+    from ..serve.app import create_app
+    from ..serve.config import ServeConfig, parse_adapter_option
 
-    with _exit_codes():
+    with exit_codes():
         adapters = dict(parse_adapter_option(a) for a in adapter)
         config = ServeConfig(
             model=model, adapters=adapters, host=host, port=port,
@@ -49,5 +49,7 @@ def serve_command(
     uvicorn.run(app, host=config.host, port=config.port, log_level=log_level)
 
 
-if __name__ == "__main__":
-    typer.run(serve_command)
+
+def register(app: typer.Typer) -> None:
+    """Add `serve` to the main command."""
+    app.command("serve")(serve_command)

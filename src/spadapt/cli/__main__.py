@@ -1,0 +1,5 @@
+"""`python -m spadapt.cli ...` runs the `spadapt` command."""
+
+from . import app
+
+app()

@@ -1,0 +1,40 @@
+"""`PocOptions`: what `spadapt poc` runs, in a module without torch, so the command line
+builds its options from these fields (and `--help` stays fast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .helptext import described
+
+DEFAULT_METHODS = ["full", "lora", "adapter", "sparse", "large_sparse", "sparse_delta"]
+
+
+@dataclass
+class PocOptions:
+    """What `spadapt poc` runs; the CLI's options are these fields (help from `described`)."""
+
+    out: Path = described(help="Run directory for results.json, report.md/html and one "
+                          "folder per method.")
+    data: str = described("builtin:rotten_tomatoes", help="Training data: a CSV, TSV, JSONL "
+                          "or Parquet file, or builtin:NAME (builtin:rotten_tomatoes, "
+                          "builtin:reuters_r8).")
+    eval_data: str | None = described(None, help="Evaluation data (default: a stratified "
+                                      "fixed-seed split of the training data).")
+    text_column: str = described("text", help="Column with the text.")
+    label_column: str = described("label", help="Column with the label.")
+    model: str = described("builtin:minilm", help="Base model: builtin:NAME or a local "
+                           "Hugging Face folder.")
+    methods: list = described(default_factory=lambda: list(DEFAULT_METHODS),
+                              help="Methods to compare: recipe names (see `spadapt recipes`) "
+                              "or Recipes.")
+    budget: str = described("quick", help="quick (minutes), standard (the real comparison), "
+                            "or smoke (seconds; for tests).")
+    lang: str = described("en", help="Report language: en or ja.")
+    seed: int = described(0, help="Seed of the split, initialisation and data order.")
+    skip_bad_rows: bool = described(False, help="Skip bad rows (listed in the report) "
+                                    "instead of stopping.")
+    resume: bool = described(False, help="Keep finished methods of a previous run; resume "
+                             "the unfinished one.")
+    progress: bool = described(True, help="Progress bars on stderr.")
