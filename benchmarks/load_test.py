@@ -66,7 +66,7 @@ def free_port() -> int:
 
 
 def start_server(dirs: dict[str, Path], port: int, args) -> subprocess.Popen:
-    command = [sys.executable, "-m", "spadapt.serve.cli", "--model", "builtin:minilm",
+    command = [sys.executable, "-m", "spadapt.cli", "serve", "--model", "builtin:minilm",
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
                "--max-batch-size", str(args.max_batch_size),
                "--max-batch-wait-ms", str(args.max_batch_wait_ms),

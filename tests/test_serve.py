@@ -25,6 +25,7 @@ from transformers import (
     AutoTokenizer,
     BertConfig,
     BertForSequenceClassification,
+    BertModel,
     LlamaConfig,
     LlamaForCausalLM,
 )
@@ -32,8 +33,9 @@ from transformers import (
 import spadapt
 from spadapt.assets import resolve_model
 from spadapt.predict import predict_texts
-from spadapt.serve import ServeConfig, create_app
+from spadapt.serve import ServeConfig, cache, create_app
 from spadapt.serve.metrics import parse_text
+from spadapt.storage import AdapterTask
 from spadapt.tasks import CausalLMTask, ClassificationTask
 
 TEXTS = ["a gripping, beautiful film", "dull and far too long", "I laughed, then I cried",
@@ -252,7 +254,7 @@ def test_mixed_adapters_in_flight_equal_one_at_a_time(server) -> None:
     metrics = server.metrics()
     assert metrics["spadapt_mixed_batches_total"] > mixed_before
     assert metrics["spadapt_batch_adapters_max"] >= 2
-    assert metrics['spadapt_requests_total{route="/v1/classify",method="POST",status="200"}'] >= 48
+    assert metrics['spadapt_requests_total{method="POST",route="/v1/classify",status="200"}'] >= 48
 
 
 def test_lru_cache_serves_more_adapters_than_fit(small_cache, expected) -> None:
@@ -352,6 +354,37 @@ def test_a_row_that_breaks_the_forward_fails_only_its_own_request(small_cache, e
             _assert_same(response.json(), expected[name])
 
 
+def test_task_and_head_width_come_from_the_directory(server, bert, tmp_path) -> None:
+    """Saved without labels on a 3-way classifier: a classifier of width 3 (labels from the
+    base's id2label), not a causal-LM adapter; saved on a headless encoder: refused."""
+    base_dir, _ = bert
+    fields = dict(method="bottleneck", placement="pfeiffer", bottleneck=4, density=0.5, seed=5)
+    unnamed = spadapt.attach(_classifier(base_dir, ["a", "b", "c"]),
+                             spadapt.AdapterConfig(**fields), "unnamed")
+    _perturb(unnamed, 0.5, seed=5)
+    directory = unnamed.save_adapter(tmp_path / "unnamed", base_model=str(base_dir))
+    response = server.client.post("/v1/adapters", json={"name": "unnamed",
+                                                        "path": str(directory)})
+    try:
+        assert response.status_code == 201, response.text
+        labels = response.json()["labels"]
+        assert response.json()["task"] == "classification" and len(labels) == 3
+        _assert_same(_classify(server.client, "unnamed").json(),
+                     _offline_classify(base_dir, directory, labels, TEXTS))
+    finally:
+        server.client.delete("/v1/adapters/unnamed")
+
+    bare = spadapt.attach(BertModel.from_pretrained(base_dir), spadapt.AdapterConfig(**fields),
+                          "bare")
+    directory = bare.save_adapter(tmp_path / "bare", base_model=str(base_dir))
+    message = _error(server.client.post("/v1/adapters", json={"name": "bare",
+                                                              "path": str(directory)}),
+                     400, "wrong_task")
+    assert "'bare'" in message and "no head" in message
+    assert "not a causal language model" in message
+    assert "bare" not in {m["id"] for m in server.client.get("/v1/models").json()["data"]}
+
+
 # Completions ----------------------------------------------------------------------------------
 def _offline_lm(llama):
     base_dir, adapter_dir = llama
@@ -424,6 +457,23 @@ def test_completions_in_flight_together_equal_one_at_a_time(lm_server) -> None:
     assert after["spadapt_batch_size_sum"] - before["spadapt_batch_size_sum"] == len(requests)
     forwards = after["spadapt_batch_size_count"] - before["spadapt_batch_size_count"]
     assert forwards < len(requests)  # requests shared generate calls
+
+
+def test_an_adapter_without_a_head_on_a_causal_lm_serves_completions(lm_server, llama,
+                                                                     monkeypatch) -> None:
+    _, adapter_dir = llama
+    monkeypatch.setattr(cache, "read_adapter_task", lambda path: AdapterTask("adapter"))
+    response = lm_server.client.post("/v1/adapters", json={"name": "bare",
+                                                           "path": str(adapter_dir)})
+    assert response.status_code == 201, response.text
+    try:
+        assert response.json()["task"] == "causal_lm"
+        answers = [lm_server.client.post("/v1/completions", json={
+            "model": model, "prompt": "The capital of France is", "max_tokens": 6}).json()
+            for model in ("bare", "chat")]
+        assert answers[0]["choices"] == answers[1]["choices"]
+    finally:
+        lm_server.client.delete("/v1/adapters/bare")
 
 
 # Bad input ------------------------------------------------------------------------------------
@@ -510,6 +560,25 @@ def test_every_bad_completion_input_and_api_key_gets_its_4xx(lm_server, llama) -
     assert not any('status="5' in key for key in statuses)
 
 
+def test_the_api_key_guards_every_route_but_healthz(lm_server) -> None:
+    anonymous = httpx.Client(base_url=lm_server.url, timeout=30)
+    try:
+        for path in ("/metrics", "/openapi.json", "/docs", "/redoc"):
+            response = anonymous.get(path)
+            _error(response, 401, "authentication_error")
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+    finally:
+        anonymous.close()
+    schema = lm_server.client.get("/openapi.json").json()
+    assert "/v1/completions" in schema["paths"]
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert lm_server.client.get("/docs").status_code == 200
+    metrics = lm_server.client.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    samples = parse_text(metrics.text)
+    assert samples['spadapt_requests_total{method="GET",route="/metrics",status="401"}'] >= 1
+
+
 # Registry references and the command ------------------------------------------------------------
 def test_registry_references_resolve_at_start_and_on_first_use(bert, expected,
                                                                monkeypatch) -> None:
@@ -545,7 +614,7 @@ def test_registry_references_resolve_at_start_and_on_first_use(bert, expected,
 def test_serve_command_refuses_bad_options_with_exit_code_2(bert, tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from spadapt.serve.cli import serve_command
+    from spadapt.cli.serve import serve_command
 
     base_dir, _ = bert
     app = typer.Typer()

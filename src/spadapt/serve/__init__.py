@@ -2,8 +2,9 @@
 
 `config.py` (ServeConfig: what to load, limits), `cache.py` (LRU of resident adapters over the
 base models), `batcher.py` (one worker: requests that arrive together run as one forward with
-per-row adapter routing), `metrics.py` (Prometheus text), `app.py` (routes, errors, auth),
-`cli.py` (the `serve` command). Start one with
+per-row adapter routing), `metrics.py` (Prometheus metrics, via prometheus_client),
+`runner.py` (the base model and its forwards), `app.py` (routes, errors, API key); the
+`serve` command is `spadapt.cli.serve`. Start one with
 `uvicorn.run(create_app(ServeConfig(model=..., adapters={...})))` or `spadapt serve`.
 """
 

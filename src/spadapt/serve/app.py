@@ -3,52 +3,56 @@
 Routes: `POST /v1/classify`, OpenAI-compatible `POST /v1/completions` and
 `POST /v1/chat/completions` (greedy decoding, no streaming; `model` names the adapter, "" or
 the base's name = no adapter), `GET /v1/models`, `POST /v1/adapters`,
-`DELETE /v1/adapters/{name}`, `GET /healthz`, `GET /metrics`.
+`DELETE /v1/adapters/{name}`, `GET /healthz`, `GET /metrics` (and the OpenAPI schema and docs).
+With an API key configured, every route but `/healthz` needs `Authorization: Bearer <key>`
+(a FastAPI security dependency on the `api` router).
 
 Every refusal is JSON `{"error": {"message", "type"}}` with a 4xx status: 400 invalid JSON,
 limits, wrong task or a directory that is not an adapter; 401 API key; 404 unknown adapter or
 route; 409 name taken; 413 body too large; 422 schema errors or an adapter whose files fail
-verification on load; 429 queue full. A 5xx means a bug (and fails only its own request).
+verification (when added or loaded); 429 queue full. A 5xx means a bug (and fails only its
+own request).
 Model work happens in `batcher.Batcher`; this module validates, routes and formats.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
+import secrets
 import time
 import uuid
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel as Schema
-from pydantic import ConfigDict, Field, StrictStr
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import SpadaptError
+from ..names import NAME_RULE
 from .batcher import Batcher, Row
 from .cache import AdapterCache, AdapterEntry, read_entry
-from .config import PUBLIC_NAME, REGISTRY_PREFIX, ServeConfig
+from .config import REGISTRY_PREFIX, ServeConfig, is_adapter_reference
 from .errors import ServeError
-from .metrics import Metrics
-from .runner import BaseModel
+from .metrics import CONTENT_TYPE, Metrics
+from .runner import ServedBase
 
 log = logging.getLogger("spadapt.serve")
-OPEN_PATHS = {"/healthz"}  # reachable without the API key
 
 
 # Request bodies ---------------------------------------------------------------------------------
-class ClassifyRequest(Schema):
+class ClassifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     adapter: StrictStr  # adapter name, NAME or NAME@VERSION
     texts: list[StrictStr]
 
 
-class CompletionRequest(Schema):  # OpenAI fields we do not use are accepted and ignored
+class CompletionRequest(BaseModel):  # OpenAI fields we do not use are accepted and ignored
     model_config = ConfigDict(extra="allow")
     model: StrictStr = ""
     prompt: StrictStr | list[StrictStr]
@@ -60,12 +64,12 @@ class CompletionRequest(Schema):  # OpenAI fields we do not use are accepted and
     top_p: float | None = None
 
 
-class TextPart(Schema):
+class TextPart(BaseModel):
     type: Literal["text"]
     text: StrictStr
 
 
-class ChatMessage(Schema):
+class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
     content: StrictStr | list[TextPart]
 
@@ -75,7 +79,7 @@ class ChatMessage(Schema):
         return "".join(part.text for part in self.content)
 
 
-class ChatRequest(Schema):
+class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: StrictStr = ""
     messages: list[ChatMessage] = Field(min_length=1)
@@ -88,7 +92,7 @@ class ChatRequest(Schema):
     top_p: float | None = None
 
 
-class LoadAdapterRequest(Schema):
+class LoadAdapterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: StrictStr | None = None  # default: the registry reference or the directory's name
     path: StrictStr | None = None  # an adapter directory on the server's disk
@@ -105,16 +109,17 @@ class Server:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.base = BaseModel(config.model, config.max_length)
+        self.base = ServedBase(config.model, config.max_length)
         self.metrics = Metrics()
         self.cache = AdapterCache(self.base.build, config.max_resident_adapters)
         self.batcher = Batcher(self.base, self.cache, self.metrics, config.max_batch_size,
                                config.max_batch_wait_ms, config.max_queued_rows)
         self.created = int(time.time())
+        self._watch_metrics()
         for name, source in config.adapters.items():
             self.cache.add(self._entry(name, source))
         if config.load_at_start:  # fail at start, not at the first request
-            for name in list(self.cache.known)[: config.max_resident_adapters]:
+            for name in self.cache.names()[: config.max_resident_adapters]:
                 self.cache.ensure(name, set())
 
     # Adapters (the _methods run on the model thread) ----------------------------------------
@@ -125,7 +130,7 @@ class Server:
 
     def _entry(self, name: str, source: str) -> AdapterEntry:
         if not source.startswith(REGISTRY_PREFIX):
-            return read_entry(name, source, source)
+            return read_entry(name, source, source, self.base)
         reference = source.removeprefix(REGISTRY_PREFIX)
         if self.config.registry is None:
             raise bad_request(f"adapter {name!r} is a registry reference but this server has "
@@ -138,27 +143,29 @@ class Server:
         except (SpadaptError, LookupError, OSError) as error:
             raise ServeError(404, "adapter_not_found",
                              f"registry has no adapter {reference!r}: {error}") from None
-        return read_entry(name, directory, source)
+        return read_entry(name, directory, source, self.base)
 
     def _add(self, name: str, source: str, load: bool) -> AdapterEntry:
         """Register (and with `load`, load now) an adapter; a failed load registers nothing."""
-        if name in self.cache.known and not load:  # registered meanwhile by another request
-            return self.cache.known[name]
+        known = self.cache.lookup(name)
+        if known is not None and not load:  # registered meanwhile by another request
+            return known
         entry = self._entry(name, source)
         self.cache.add(entry)
         if load:
             try:
                 self.cache.ensure(name, {name})
             except Exception:
-                self.cache.known.pop(name, None)
+                self.cache.remove(name)
                 raise
         return entry
 
     async def entry(self, name: str) -> AdapterEntry:
         """A known adapter, or one found in the registry (registered on first use)."""
-        if name in self.cache.known:
-            return self.cache.known[name]
-        if self.config.registry is not None and PUBLIC_NAME.match(name):
+        known = self.cache.lookup(name)
+        if known is not None:
+            return known
+        if self.config.registry is not None and is_adapter_reference(name):
             return await self.batcher.call(self._add, name, REGISTRY_PREFIX + name, False)
         return self.cache.get(name)  # raises the 404
 
@@ -184,32 +191,32 @@ class Server:
                 "owned_by": "spadapt", "parent": None,
                 "task": "causal_lm" if self.base.causal else "encoder"}
         out = [base]
-        for name, entry in list(self.cache.known.items()):
-            out.append({"id": name, "object": "model", "created": self.created,
+        for entry in self.cache.entries():
+            out.append({"id": entry.name, "object": "model", "created": self.created,
                         "owned_by": "spadapt", "parent": self.base.reference,
                         "root": self.base.reference, "task": entry.task,
                         "method": entry.method, "labels": entry.labels,
-                        "source": entry.source, "resident": name in self.cache.resident})
+                        "source": entry.source,
+                        "resident": self.cache.is_resident(entry.name)})
         return out
 
-    def metric_samples(self) -> list[tuple[str, str, str, float]]:
-        cache = self.cache
-        return [
-            ("spadapt_resident_adapters", "gauge", "Adapters loaded in the model now.",
-             len(cache.resident)),
-            ("spadapt_known_adapters", "gauge", "Adapters the server can serve.",
-             len(cache.known)),
-            ("spadapt_adapter_cache_hits_total", "counter",
-             "Batches whose adapter was already resident.", cache.hits),
-            ("spadapt_adapter_cache_misses_total", "counter",
-             "Adapter loads on demand (not resident when asked).", cache.misses),
-            ("spadapt_adapter_evictions_total", "counter",
-             "Adapters unloaded to make room (LRU).", cache.evictions),
-            ("spadapt_adapter_load_failures_total", "counter",
-             "Adapter loads that failed.", cache.load_failures),
-            ("spadapt_queued_rows", "gauge", "Rows waiting for the model worker.",
-             self.batcher.queued),
-        ]
+    def _watch_metrics(self) -> None:
+        """Expose the numbers the cache and the batcher own, read at every scrape."""
+        cache, watch = self.cache, self.metrics.watch
+        watch("spadapt_resident_adapters", "gauge", "Adapters loaded in the model now.",
+              lambda: len(cache.resident_names()))
+        watch("spadapt_known_adapters", "gauge", "Adapters the server can serve.",
+              lambda: len(cache))
+        watch("spadapt_adapter_cache_hits_total", "counter",
+              "Batches whose adapter was already resident.", lambda: cache.hits)
+        watch("spadapt_adapter_cache_misses_total", "counter",
+              "Adapter loads on demand (not resident when asked).", lambda: cache.misses)
+        watch("spadapt_adapter_evictions_total", "counter",
+              "Adapters unloaded to make room (LRU).", lambda: cache.evictions)
+        watch("spadapt_adapter_load_failures_total", "counter", "Adapter loads that failed.",
+              lambda: cache.load_failures)
+        watch("spadapt_queued_rows", "gauge", "Rows waiting for the model worker.",
+              lambda: self.batcher.queued)
 
     # Limits -------------------------------------------------------------------------------
     def check_texts(self, texts: list[str], what: str) -> None:
@@ -261,13 +268,15 @@ def _usage(outputs) -> dict:
             "total_tokens": prompt + completion}
 
 
-# Front door: metrics, body size, API key --------------------------------------------------------
-def _error_body(status: int, type: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type}}, status_code=status)
+# Front door: metrics and body size; the API key ------------------------------------------------
+def _error_body(status: int, type: str, message: str,
+                headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": type}}, status_code=status,
+                        headers=headers)
 
 
 class FrontDoor:
-    """ASGI middleware: counts and times every request, refuses big bodies and bad API keys."""
+    """ASGI middleware: counts and times every request, refuses big bodies."""
 
     def __init__(self, app, server: Server) -> None:
         self.app, self.server = app, server
@@ -299,14 +308,6 @@ class FrontDoor:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
         config = self.server.config
-        if config.api_key is not None and scope["path"] not in OPEN_PATHS:
-            scheme, _, token = headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                    token.strip().encode(), config.api_key.encode()):
-                response = _error_body(401, "authentication_error", "missing or invalid API "
-                                       "key: send the header 'Authorization: Bearer <key>'")
-                response.headers["WWW-Authenticate"] = "Bearer"
-                return response
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
@@ -316,6 +317,23 @@ class FrontDoor:
                 return _error_body(413, "request_too_large", f"the body has {length} bytes; "
                                    f"the limit is {config.max_body_bytes}")
         return None
+
+
+def api_key_check(api_key: str):
+    """A dependency that refuses a request without the header `Authorization: Bearer <api_key>`
+    (401, `authentication_error`), comparing in constant time."""
+    bearer = HTTPBearer(auto_error=False, description="The server's API key (--api-key).")
+    expected = api_key.encode()
+
+    async def require_api_key(
+            credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if credentials is None or not secrets.compare_digest(
+                credentials.credentials.encode(), expected):
+            raise ServeError(401, "authentication_error", "missing or invalid API key: send "
+                             "the header 'Authorization: Bearer <key>'",
+                             headers={"WWW-Authenticate": "Bearer"})
+
+    return require_api_key
 
 
 # The app ----------------------------------------------------------------------------------------
@@ -345,13 +363,18 @@ def create_app(config: ServeConfig) -> FastAPI:
         finally:
             await server.batcher.stop()
 
-    app = FastAPI(title="spadapt", version=__version__, lifespan=lifespan)
+    # FastAPI's own /openapi.json, /docs and /redoc take no dependencies: they are served on
+    # `api` below instead, so that the API key guards every route but /healthz.
+    app = FastAPI(title="spadapt", version=__version__, lifespan=lifespan, openapi_url=None,
+                  docs_url=None, redoc_url=None)
     app.state.server = server
     app.add_middleware(FrontDoor, server=server)
+    keyed = [Depends(api_key_check(config.api_key))] if config.api_key is not None else []
+    api = APIRouter(dependencies=keyed)  # every route but /healthz
 
     @app.exception_handler(ServeError)
     async def serve_error(request: Request, error: ServeError) -> JSONResponse:
-        return _error_body(error.status, error.type, error.message)
+        return _error_body(error.status, error.type, error.message, error.headers)
 
     @app.exception_handler(SpadaptError)
     async def spadapt_error(request: Request, error: SpadaptError) -> JSONResponse:
@@ -376,19 +399,30 @@ def create_app(config: ServeConfig) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict:
         return {"status": "ok", "base_model": server.base.reference,
-                "known_adapters": len(server.cache.known),
-                "resident_adapters": list(server.cache.resident)}
+                "known_adapters": len(server.cache),
+                "resident_adapters": server.cache.resident_names()}
 
-    @app.get("/metrics")
-    async def metrics() -> PlainTextResponse:
-        text = server.metrics.render(server.metric_samples())
-        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> dict:
+        return app.openapi()
 
-    @app.get("/v1/models")
+    @api.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="spadapt - Swagger UI")
+
+    @api.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="spadapt - ReDoc")
+
+    @api.get("/metrics")
+    async def metrics() -> Response:
+        return Response(server.metrics.render(), media_type=CONTENT_TYPE)
+
+    @api.get("/v1/models")
     async def models() -> dict:
         return {"object": "list", "data": server.describe()}
 
-    @app.post("/v1/adapters", status_code=201)
+    @api.post("/v1/adapters", status_code=201)
     async def load_adapter(body: LoadAdapterRequest) -> dict:
         if (body.path is None) == (body.registry is None):
             raise bad_request("give exactly one of 'path' (an adapter directory) or "
@@ -399,19 +433,19 @@ def create_app(config: ServeConfig) -> FastAPI:
         else:
             source = body.path
             name = body.name or body.path.rstrip("/").rsplit("/", 1)[-1]
-        if not PUBLIC_NAME.match(name):
-            raise bad_request(f"adapter name {name!r} is invalid: use 1-128 letters, digits, "
-                              "'_', '-', '.' or '@'")
+        if not is_adapter_reference(name):
+            raise bad_request(f"adapter name {name!r} is invalid: {NAME_RULE} (NAME@VERSION "
+                              "for a registry version)")
         server.cache.require_new(name)
         entry = await server.batcher.call(server._add, name, source, True)
         return next(m for m in server.describe() if m["id"] == entry.name)
 
-    @app.delete("/v1/adapters/{name}")
+    @api.delete("/v1/adapters/{name}")
     async def delete_adapter(name: str) -> dict:
         entry = await server.batcher.call(server.cache.remove, name)
         return {"id": entry.name, "object": "model", "deleted": True}
 
-    @app.post("/v1/classify")
+    @api.post("/v1/classify")
     async def classify(body: ClassifyRequest) -> dict:
         server.check_texts(body.texts, "texts")
         await server.route(body.adapter, "classification")
@@ -426,7 +460,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         return {"model": server.base.reference, "adapter": body.adapter, "labels": labels,
                 "results": results}
 
-    @app.post("/v1/completions")
+    @api.post("/v1/completions")
     async def completions(body: CompletionRequest) -> dict:
         _check_openai_options(body.n, body.stream)
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
@@ -444,7 +478,7 @@ def create_app(config: ServeConfig) -> FastAPI:
                 "created": int(time.time()), "model": body.model or server.base.reference,
                 "choices": choices, "usage": _usage(outputs)}
 
-    @app.post("/v1/chat/completions")
+    @api.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest) -> dict:
         _check_openai_options(body.n, body.stream)
         server.check_texts([m.text() for m in body.messages], "messages")
@@ -463,10 +497,11 @@ def create_app(config: ServeConfig) -> FastAPI:
                              "finish_reason": finish}],
                 "usage": _usage([output])}
 
+    app.include_router(api)
     return app
 
 
-def _chat_prompt(base: BaseModel, messages: list[dict[str, Any]]) -> str:
+def _chat_prompt(base: ServedBase, messages: list[dict[str, Any]]) -> str:
     """The messages through the tokenizer's chat template, ending with the assistant's turn."""
     if not getattr(base.tokenizer, "chat_template", None):
         raise bad_request(f"the base model {base.reference!r} has no chat template; use "

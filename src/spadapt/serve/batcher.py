@@ -28,7 +28,7 @@ from ..methods import BASE_NAME
 from .cache import AdapterCache
 from .errors import ServeError
 from .metrics import Metrics
-from .runner import BaseModel
+from .runner import ServedBase
 
 log = logging.getLogger("spadapt.serve")
 
@@ -46,7 +46,7 @@ class Row:
 
 
 class Batcher:
-    def __init__(self, base: BaseModel, cache: AdapterCache, metrics: Metrics,
+    def __init__(self, base: ServedBase, cache: AdapterCache, metrics: Metrics,
                  max_batch_size: int, max_wait_ms: float, max_queued_rows: int) -> None:
         self.base, self.cache, self.metrics = base, cache, metrics
         self.max_batch_size = max_batch_size

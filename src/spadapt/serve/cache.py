@@ -1,14 +1,16 @@
 """The adapters a server knows, and an LRU cache of those resident in its models.
 
 Known adapters are public name -> adapter directory (from the command line, `POST /v1/adapters`
-or a registry reference). At most `max_resident` of them are loaded at once; asking for
-another loads it (`AdaptedModel.load_adapter`, which verifies checksums and the base
-fingerprint and never half-loads) after evicting the least recently used adapter that the
-current batch does not need. A load that fails raises `ServeError` for the requests of that
-adapter only; the cache and the other adapters are unchanged.
+or a registry reference), with the task and head width that the directory records. At most
+`max_resident` of them are loaded at once; asking for another loads it
+(`AdaptedModel.load_adapter`, which verifies checksums and the base fingerprint and never
+half-loads) after evicting the least recently used adapter that the current batch does not
+need. A load that fails raises `ServeError` for the requests of that adapter only; the cache
+and the other adapters are unchanged.
 
-Not thread-safe by design: only the batcher's worker thread calls it (loads and forwards are
-serialised on that thread, so no forward sees an adapter disappear under it).
+Not thread-safe by design: only the batcher's worker thread changes it (loads and forwards are
+serialised on that thread, so no forward sees an adapter disappear under it); the routes only
+read it, through methods that return copies (`names`, `entries`, `lookup`, `resident_names`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from pathlib import Path
 from ..config import AdapterConfig
 from ..errors import SpadaptError
 from ..model import AdaptedModel
-from ..storage import CONFIG_FILE
+from ..storage import CONFIG_FILE, read_adapter_task
 from .errors import ServeError
+from .runner import ServedBase
 
 
 @dataclass
@@ -35,21 +38,19 @@ class AdapterEntry:
     directory: Path  # the adapter directory
     source: str  # where it came from, as given (a path or "registry:NAME@V")
     method: str  # AdapterConfig.method
-    labels: list[str] = field(default_factory=list)  # classification labels; [] = causal LM
+    task: str  # what it serves: "classification" (/v1/classify) or "causal_lm" (completions)
+    head: int  # which model instance it lives in: its classifier width (0 = the causal LM)
+    labels: list[str] = field(default_factory=list)  # class names; [] unless classification
     internal: str | None = None  # its name inside the model while resident
 
-    @property
-    def task(self) -> str:
-        return "classification" if self.labels else "causal_lm"
 
-    @property
-    def head(self) -> int:
-        """Which model instance it lives in: its number of labels (0 = the causal LM)."""
-        return len(self.labels)
+def read_entry(name: str, directory: str | Path, source: str, base: ServedBase) -> AdapterEntry:
+    """An entry from an adapter directory; its files are verified, the model is not touched.
 
-
-def read_entry(name: str, directory: str | Path, source: str) -> AdapterEntry:
-    """An entry from an adapter directory's config (cheap; full checks happen at load)."""
+    The task and the head width are what the directory records (`storage.read_adapter_task`),
+    never guessed from a missing field. An adapter that no model instance of `base` can serve
+    is refused here, before it is registered.
+    """
     path = Path(directory).expanduser()
     config_path = path / CONFIG_FILE
     try:
@@ -61,7 +62,25 @@ def read_entry(name: str, directory: str | Path, source: str) -> AdapterEntry:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ServeError(400, "adapter_load_error",
                          f"{config_path} is not a valid adapter config ({error})") from None
-    return AdapterEntry(name, path, source, config.method, list(config.labels))
+    try:
+        stored = read_adapter_task(path)  # checks the files against the manifest
+    except SpadaptError as error:  # names the file and what is wrong with it
+        raise ServeError(422, "adapter_load_error",
+                         f"adapter {name!r} could not be loaded: {error}") from None
+    if stored.task == "classification":
+        return AdapterEntry(name, path, source, config.method, "classification",
+                            stored.head_width, list(stored.labels))
+    if stored.task not in ("causal_lm", "adapter"):
+        raise ServeError(400, "wrong_task", f"adapter {name!r} ({path}) is a {stored.task} "
+                         "adapter; this server serves classification and causal-LM adapters")
+    if not base.causal:
+        what = ("is a causal-LM adapter" if stored.task == "causal_lm" else
+                "has no head of its own (it was saved without labels or a language-model head)")
+        raise ServeError(400, "wrong_task", f"adapter {name!r} ({path}) {what}, and the base "
+                         f"model {base.reference!r} is not a causal language model, so the "
+                         "server cannot use it; on this base it serves classification adapters "
+                         "(saved with labels)")
+    return AdapterEntry(name, path, source, config.method, "causal_lm", 0)
 
 
 class AdapterCache:
@@ -70,52 +89,81 @@ class AdapterCache:
     def __init__(self, build_model: Callable[[int], AdaptedModel], max_resident: int) -> None:
         self._build_model = build_model  # head width -> a fresh AdaptedModel of the base
         self.max_resident = max_resident
-        self.models: dict[int, AdaptedModel] = {}
-        self.known: dict[str, AdapterEntry] = {}
-        self.resident: OrderedDict[str, AdapterEntry] = OrderedDict()
-        self.hits = self.misses = self.evictions = self.load_failures = 0
+        self._models: dict[int, AdaptedModel] = {}
+        self._known: dict[str, AdapterEntry] = {}  # in registration order
+        self._resident: OrderedDict[str, AdapterEntry] = OrderedDict()
+        self.hits = self.misses = self.evictions = self.load_failures = 0  # read by /metrics
         self._ids = itertools.count()
 
-    def model(self, head: int) -> AdaptedModel:
-        """The model instance for adapters with `head` labels (0 = causal LM), built once."""
-        if head not in self.models:
-            self.models[head] = self._build_model(head)
-        return self.models[head]
+    # What is known and resident ---------------------------------------------------------------
+    def __contains__(self, name: object) -> bool:
+        return name in self._known
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def names(self) -> list[str]:
+        """Known adapters' public names, in the order they were registered."""
+        return list(self._known)
+
+    def entries(self) -> list[AdapterEntry]:
+        """Known adapters, in the order they were registered."""
+        return list(self._known.values())
+
+    def lookup(self, name: str) -> AdapterEntry | None:
+        """The known adapter called `name`, or None."""
+        return self._known.get(name)
 
     def get(self, name: str) -> AdapterEntry:
-        if name not in self.known:
+        """The known adapter called `name`; a 404 `ServeError` if there is none."""
+        if name not in self._known:
             raise ServeError(404, "adapter_not_found", f"no adapter named {name!r}; known "
-                             f"adapters: {sorted(self.known) or 'none'}")
-        return self.known[name]
+                             f"adapters: {sorted(self._known) or 'none'}")
+        return self._known[name]
+
+    def resident_names(self) -> list[str]:
+        """Adapters loaded in a model now, least recently used first."""
+        return list(self._resident)
+
+    def is_resident(self, name: str) -> bool:
+        return name in self._resident
+
+    # Changes (model thread only) ----------------------------------------------------------------
+    def model(self, head: int) -> AdaptedModel:
+        """The model instance for adapters with a classifier of width `head` (0 = causal LM),
+        built once."""
+        if head not in self._models:
+            self._models[head] = self._build_model(head)
+        return self._models[head]
 
     def require_new(self, name: str) -> None:
-        if name in self.known:
+        if name in self._known:
             raise ServeError(409, "adapter_exists", f"an adapter named {name!r} is already "
-                             f"known (from {self.known[name].source}); DELETE "
+                             f"known (from {self._known[name].source}); DELETE "
                              f"/v1/adapters/{name} first")
 
     def add(self, entry: AdapterEntry) -> None:
         self.require_new(entry.name)
-        self.known[entry.name] = entry
+        self._known[entry.name] = entry
 
     def remove(self, name: str) -> AdapterEntry:
         """Forget an adapter, unloading it if it is resident."""
         entry = self.get(name)
-        if name in self.resident:
+        if name in self._resident:
             self._unload(name)
-        del self.known[name]
+        del self._known[name]
         return entry
 
     def ensure(self, name: str, pinned: set[str]) -> AdapterEntry:
         """Make `name` resident (evicting the LRU adapter not in `pinned`) and mark it used."""
         entry = self.get(name)
-        if name in self.resident:
+        if name in self._resident:
             self.hits += 1
-            self.resident.move_to_end(name)
+            self._resident.move_to_end(name)
             return entry
         self.misses += 1
-        while len(self.resident) >= self.max_resident:
-            victim = next((n for n in self.resident if n not in pinned), None)
+        while len(self._resident) >= self.max_resident:
+            victim = next((n for n in self._resident if n not in pinned), None)
             if victim is None:  # the batcher splits batches so that this cannot happen
                 raise ServeError(503, "cache_full", "every resident adapter is in use")
             self._unload(victim)
@@ -132,10 +180,10 @@ class AdapterCache:
             raise ServeError(422, "adapter_load_error",
                              f"adapter {name!r} could not be loaded: {error}") from None
         entry.internal = internal
-        self.resident[name] = entry
+        self._resident[name] = entry
         return entry
 
     def _unload(self, name: str) -> None:
-        entry = self.resident.pop(name)
-        self.models[entry.head].delete_adapter(entry.internal)
+        entry = self._resident.pop(name)
+        self._models[entry.head].delete_adapter(entry.internal)
         entry.internal = None

@@ -7,13 +7,12 @@ model every resident adapter gets a short internal name, so any public name work
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from ..errors import SpadaptError
+from ..names import AdapterNameError, parse_ref
 
 REGISTRY_PREFIX = "registry:"
-PUBLIC_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@\-]{0,127}$")  # what adapters may be called
 
 
 class ServeConfigError(SpadaptError):
@@ -56,15 +55,22 @@ class ServeConfig:
         if self.api_key is not None and not self.api_key.strip():
             raise ServeConfigError("api_key is empty; leave it unset to disable authentication")
         for name, source in self.adapters.items():
-            if not PUBLIC_NAME.match(name):
-                raise ServeConfigError(f"adapter name {name!r} is invalid: use 1-128 letters, "
-                                       "digits, '_', '-', '.' or '@'")
+            parse_ref(name, ServeConfigError)  # NAME or NAME@VERSION (spadapt.names)
             if not source:
                 raise ServeConfigError(f"adapter {name!r}: give NAME=DIR with both parts")
             if source.startswith(REGISTRY_PREFIX) and self.registry is None:
                 raise ServeConfigError(
                     f"adapter {name!r} comes from {source!r} but no registry is configured; "
                     "pass --registry PATH")
+
+
+def is_adapter_reference(name: str) -> bool:
+    """Whether `name` can name an adapter on the server: NAME or NAME@VERSION."""
+    try:
+        parse_ref(name)
+    except AdapterNameError:
+        return False
+    return True
 
 
 def parse_adapter_option(value: str) -> tuple[str, str]:

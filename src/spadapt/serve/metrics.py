@@ -1,114 +1,114 @@
-"""Server metrics in the Prometheus text format (version 0.0.4), written by hand.
+"""Server metrics for `GET /metrics`, kept and written by `prometheus_client`.
 
-Counters and histograms live here, updated from the event loop (requests) and from the model
-worker thread (batches), under one lock. Values owned elsewhere (resident adapters, cache hits)
-are passed to `render` as samples, so there is one source of truth for each number.
+Each app has its own `CollectorRegistry` (never the library's global one), so several servers
+in one process do not share or collide. Counters and histograms are updated from the event
+loop (requests) and from the model worker thread (batches); prometheus_client's metrics are
+thread-safe. Values owned elsewhere (resident adapters, cache hits, queued rows) are read from
+their owners at scrape time (`watch`), so there is one source of truth for each number.
+
+Names as exposed: counters end in `_total` and, as prometheus_client writes them, come with a
+`_created` timestamp sample; labels are written in alphabetical order.
 """
 
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 ADAPTER_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 32)
+CONTENT_TYPE = CONTENT_TYPE_LATEST  # of the text `Metrics.render` returns
 
 
-@dataclass
-class Histogram:
-    buckets: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)  # per bucket (not cumulative), then +Inf
-    total: float = 0.0
-    count: int = 0
+class _Watched:
+    """A prometheus_client collector of values read from their owners when scraped."""
 
-    def __post_init__(self) -> None:
-        self.counts = [0] * (len(self.buckets) + 1)
+    def __init__(self) -> None:
+        self.readings: list[tuple[str, str, str, Callable[[], float]]] = []
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.buckets, value)] += 1
-        self.total += value
-        self.count += 1
+    def collect(self) -> Iterator[Metric]:
+        for name, kind, text, read in self.readings:
+            family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            yield family(name, text, value=read())
 
-    def lines(self, name: str, labels: str) -> list[str]:
-        out, cumulative = [], 0
-        sep = "," if labels else ""
-        for bound, count in zip((*self.buckets, "+Inf"), self.counts, strict=True):
-            cumulative += count
-            out.append(f'{name}_bucket{{{labels}{sep}le="{bound}"}} {cumulative}')
-        brace = f"{{{labels}}}" if labels else ""
-        out += [f"{name}_sum{brace} {self.total}", f"{name}_count{brace} {self.count}"]
-        return out
+
+class Metrics:
+    """Request counts and latencies, batch sizes and adapters per batch, and watched values."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._requests = Counter("spadapt_requests", "HTTP requests by route, method, status.",
+                                 ("route", "method", "status"), registry=self.registry)
+        self._latency = Histogram("spadapt_request_latency_seconds",
+                                  "Time from request arrival to response, by route.", ("route",),
+                                  buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._batch_rows = Histogram("spadapt_batch_size", "Rows per model forward.",
+                                     buckets=BATCH_BUCKETS, registry=self.registry)
+        self._batch_adapters = Histogram("spadapt_batch_adapters",
+                                         "Distinct adapters per model forward.",
+                                         buckets=ADAPTER_BUCKETS, registry=self.registry)
+        self._mixed_batches = Counter("spadapt_mixed_batches", "Forwards whose rows were "
+                                      "routed to two or more adapters.", registry=self.registry)
+        self._max_adapters = Gauge("spadapt_batch_adapters_max",
+                                   "Most adapters seen in one forward.", registry=self.registry)
+        self._max_lock = threading.Lock()  # a read-then-set on the gauge above
+        self._max_seen = 0
+        self._watched = _Watched()
+        self.registry.register(self._watched)
+
+    def watch(self, name: str, kind: str, text: str, read: Callable[[], float]) -> None:
+        """Expose `read()` as metric `name` ("counter" or "gauge"), read at every scrape.
+
+        A counter's `name` ends in `_total`, as it is exposed.
+        """
+        self._watched.readings.append((name, kind, text, read))
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self._requests.labels(route, method, str(status)).inc()
+        self._latency.labels(route).observe(seconds)
+
+    def observe_batch(self, rows: int, adapters: int) -> None:
+        """One forward (or generate) over `rows` rows routed to `adapters` distinct adapters."""
+        self._batch_rows.observe(rows)
+        self._batch_adapters.observe(adapters)
+        if adapters >= 2:
+            self._mixed_batches.inc()
+        with self._max_lock:
+            if adapters > self._max_seen:
+                self._max_seen = adapters
+                self._max_adapters.set(adapters)
+
+    def render(self) -> bytes:
+        """The exposition text (`CONTENT_TYPE`) of every metric of this server."""
+        return generate_latest(self.registry)
+
+
+def parse_text(text: str) -> dict[str, float]:
+    """Sample -> value from exposition text; for tests and the load test.
+
+    A sample is written `name{label="value",...}` with its labels in alphabetical order (as
+    prometheus_client writes them), or `name` when it has none.
+    """
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{key}="{_escape(value)}"'
+                              for key, value in sorted(sample.labels.items()))
+            values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return values
 
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-class Metrics:
-    """Request counts and latencies, batch sizes and adapters per batch."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, int], int] = {}
-        self.latency: dict[str, Histogram] = {}
-        self.batch_rows = Histogram(BATCH_BUCKETS)
-        self.batch_adapters = Histogram(ADAPTER_BUCKETS)
-        self.mixed_batches = 0  # forwards whose rows used two or more adapters
-        self.max_batch_adapters = 0
-
-    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        with self._lock:
-            key = (route, method, status)
-            self.requests[key] = self.requests.get(key, 0) + 1
-            self.latency.setdefault(route, Histogram(LATENCY_BUCKETS)).observe(seconds)
-
-    def observe_batch(self, rows: int, adapters: int) -> None:
-        """One forward (or generate) over `rows` rows routed to `adapters` distinct adapters."""
-        with self._lock:
-            self.batch_rows.observe(rows)
-            self.batch_adapters.observe(adapters)
-            self.mixed_batches += adapters >= 2
-            self.max_batch_adapters = max(self.max_batch_adapters, adapters)
-
-    def render(self, samples: list[tuple[str, str, str, float]]) -> str:
-        """The exposition text; `samples`: extra (name, type, help, value) without labels."""
-        out: list[str] = []
-
-        def family(name: str, kind: str, text: str) -> None:
-            out.extend([f"# HELP {name} {text}", f"# TYPE {name} {kind}"])
-
-        with self._lock:
-            family("spadapt_requests_total", "counter", "HTTP requests by route, method, status.")
-            for (route, method, status), count in sorted(self.requests.items()):
-                out.append(f'spadapt_requests_total{{route="{_escape(route)}",method="{method}",'
-                           f'status="{status}"}} {count}')
-            family("spadapt_request_latency_seconds", "histogram",
-                   "Time from request arrival to response, by route.")
-            for route, histogram in sorted(self.latency.items()):
-                out += histogram.lines("spadapt_request_latency_seconds",
-                                       f'route="{_escape(route)}"')
-            family("spadapt_batch_size", "histogram", "Rows per model forward.")
-            out += self.batch_rows.lines("spadapt_batch_size", "")
-            family("spadapt_batch_adapters", "histogram", "Distinct adapters per model forward.")
-            out += self.batch_adapters.lines("spadapt_batch_adapters", "")
-            family("spadapt_mixed_batches_total", "counter",
-                   "Forwards whose rows were routed to two or more adapters.")
-            out.append(f"spadapt_mixed_batches_total {self.mixed_batches}")
-            family("spadapt_batch_adapters_max", "gauge", "Most adapters seen in one forward.")
-            out.append(f"spadapt_batch_adapters_max {self.max_batch_adapters}")
-        for name, kind, text, value in samples:
-            family(name, kind, text)
-            out.append(f"{name} {value}")
-        return "\n".join(out) + "\n"
-
-
-def parse_text(text: str) -> dict[str, float]:
-    """Sample name (with labels, as written) -> value; for tests and the load test."""
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values

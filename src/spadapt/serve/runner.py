@@ -1,9 +1,9 @@
 """The base model on the server's side: loading it per head width, and what one forward does.
 
-One base checkpoint per server. Classification adapters carry their own head over their own
-labels, so adapters with the same number of labels share one model instance (one forward,
-heads routed per row); a different number of labels needs another instance of the base with a
-head of that width (`build(head)`; head 0 = the causal-LM model). Everything here runs on the
+One base checkpoint per server (`ServedBase`). Classification adapters carry their own head
+over their own labels, so adapters with heads of the same width share one model instance (one
+forward, heads routed per row); another width needs another instance of the base with a head
+of that width (`build(head)`; head 0 = the causal-LM model). Everything here runs on the
 batcher's single worker thread: the tokenizer and the models are never used by two threads.
 """
 
@@ -43,7 +43,7 @@ class Generated:
     completion_tokens: int
 
 
-class BaseModel:
+class ServedBase:
     """The server's base checkpoint: tokenizer, model instances per head width, forwards."""
 
     def __init__(self, reference: str, max_length: int) -> None:
