@@ -1,8 +1,12 @@
 """Regenerates BENCHMARKS.md from benchmarks/results/*.json (tables, target verdicts, plots).
 
-Only the part between the `<!-- generated:begin -->` and `<!-- generated:end -->` markers is
-rewritten; the hand-written text around it (analysis, the serving load test) is kept. Each
-section appears when its result file exists. Plots are PNG files beside the results.
+Two blocks of the page are generated: the Targets table, between
+`<!-- generated:targets:begin -->` and `<!-- generated:targets:end -->`, which the page opens
+with (a page without that block gets it after its title), and every detailed table, between
+`<!-- generated:begin -->` and `<!-- generated:end -->` (appended when missing). The
+hand-written text around them (how to reproduce, the findings, the serving load test) is
+kept. Each section appears when its result file exists. Plots are PNG files beside the
+results; sizes are formatted by `spadapt.report.fmt.size`.
 
     python -m benchmarks markdown
 """
@@ -16,22 +20,19 @@ import statistics
 from pathlib import Path
 
 from spadapt import atomic
+from spadapt.report import fmt
 
 from .common import RESULTS_DIR
 
 PAGE = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
+BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"  # the detailed tables
+TARGETS_BEGIN, TARGETS_END = "<!-- generated:targets:begin -->", "<!-- generated:targets:end -->"
 
 
-def _load(name: str) -> dict | None:
+def load_result(name: str) -> dict | None:
+    """benchmarks/results/<name>.json, or None when that part has not run."""
     path = RESULTS_DIR / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def _mb(value: float) -> str:
-    if value >= 1e9:
-        return f"{value / 1e9:.3f} GB"
-    return f"{value / 1e6:.1f} MB" if value >= 1e6 else f"{value / 1e3:.1f} KB"
 
 
 def _range(summary: dict, digits: int = 3, unit: str = "") -> str:
@@ -86,8 +87,8 @@ def step_section(result: dict) -> list[str]:
             f"| {name}: {entry['description']} | {entry['trainable_parameters']:,} "
             f"| {_range(entry['step_seconds'])} | {_range(entry['ratio_to_floor'], 2)} "
             f"| {_range(entry['ratio_to_lora'], 2) if 'ratio_to_lora' in entry else '–'} "
-            f"| {_mb(memory['peak_bytes'])} | {memory.get('ratio_to_floor', 1):.2f} "
-            f"| {_mb(memory['working_set_bytes'])} "
+            f"| {fmt.size(memory['peak_bytes'], digits=4)} | {memory.get('ratio_to_floor', 1):.2f} "
+            f"| {fmt.size(memory['working_set_bytes'], digits=4)} "
             f"| {memory.get('working_set_ratio_to_floor', 1):.2f} |")
     names = list(competitors)
     _bar_plot(RESULTS_DIR / "train_step.png", names,
@@ -144,12 +145,12 @@ def _seeds(count: int) -> str:
 
 def _longer_accuracy_results() -> list[dict]:
     """The longer-training accuracy_*.json results beside the main accuracy.json."""
-    return [_load(path.stem) for path in sorted(RESULTS_DIR.glob("accuracy_*.json"))]
+    return [load_result(path.stem) for path in sorted(RESULTS_DIR.glob("accuracy_*.json"))]
 
 
 def _sweep_results() -> list[dict]:
     """The learning-rate sweeps, sweep_*.json."""
-    return [_load(path.stem) for path in sorted(RESULTS_DIR.glob("sweep_*.json"))]
+    return [load_result(path.stem) for path in sorted(RESULTS_DIR.glob("sweep_*.json"))]
 
 
 def chosen_runs(result: dict) -> dict[str, dict[str, str]]:
@@ -406,7 +407,10 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
             rows += _claim_rows(f"{dataset}, {steps} steps", table)
     lines = ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    return lines + [""]
+    return lines + ["", "Written by `python -m benchmarks markdown` from "
+                    "`benchmarks/results/*.json`, like every table between the generated "
+                    "markers below; \"(context)\" rows are shown beside a target, not judged.",
+                    ""]
 
 
 def poc_section() -> list[str]:
@@ -438,14 +442,27 @@ def poc_section() -> list[str]:
     return lines + [""]
 
 
-def generated() -> str:
-    step, storage, inference, accuracy = (_load(n) for n in
+def _results() -> tuple[dict | None, dict | None, dict | None, dict | None]:
+    """The step, storage, inference and main accuracy results (None for a part not run)."""
+    step, storage, inference, accuracy = (load_result(n) for n in
                                           ("train_step", "storage", "inference", "accuracy"))
-    longer = _longer_accuracy_results()
-    sweeps = _sweep_results()
+    return step, storage, inference, accuracy
+
+
+def generated_targets() -> str:
+    """The Targets block, markers included."""
+    step, storage, inference, accuracy = _results()
+    lines = [TARGETS_BEGIN, ""]
+    lines += targets_section(step, storage, inference, accuracy, _longer_accuracy_results(),
+                             _sweep_results())
+    return "\n".join(lines + [TARGETS_END])
+
+
+def generated() -> str:
+    """The block of detailed tables, markers included."""
+    step, storage, inference, accuracy = _results()
     lines = [BEGIN, "", "Everything from here to the end marker is written by "
              "`python -m benchmarks markdown` from `benchmarks/results/*.json`.", ""]
-    lines += targets_section(step, storage, inference, accuracy, longer, sweeps)
     if step:
         lines += step_section(step)
     if storage:
@@ -454,23 +471,34 @@ def generated() -> str:
         lines += inference_section(inference)
     if accuracy:
         lines += accuracy_section(accuracy)
-    for result in longer:
+    for result in _longer_accuracy_results():
         lines += accuracy_section(result, main=False)
-    for result in sweeps:
+    for result in _sweep_results():
         lines += sweep_section(result)
     lines += poc_section()
     return "\n".join(lines + [END])
 
 
+def _put(text: str, begin: str, end: str, block: str, at_end: bool) -> str:
+    """`text` with the part from `begin` to `end` replaced by `block`; a page without those
+    markers gets `block` at its end (`at_end`) or right after its `# ` title line."""
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        return head + block + tail
+    if at_end:
+        return text.rstrip("\n") + "\n\n" + block + "\n"
+    title, _, body = text.partition("\n")
+    if title.startswith("# "):
+        return f"{title}\n\n{block}\n\n{body.lstrip()}"
+    return f"{block}\n\n{text}"
+
+
 def regenerate(page: Path = PAGE) -> Path:
+    """Rewrite the generated blocks of `page` (see the module docstring); idempotent."""
     text = page.read_text() if page.exists() else "# Benchmarks\n"
-    block = generated()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    text = _put(text, BEGIN, END, generated(), at_end=True)
+    text = _put(text, TARGETS_BEGIN, TARGETS_END, generated_targets(), at_end=False)
     atomic.write_file(page, text.encode())
     return page
 

@@ -5,18 +5,38 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from spadapt.cli import app
+from spadapt.report.i18n import strings
 from train_fixtures import base_model, examples, task
 
 RESULT_FIELDS = {"name", "accuracy", "macro_f1", "base_params", "trainable_params",
                  "nonzero_params", "adapter_bytes", "train_seconds", "step_seconds_median",
                  "peak_memory_bytes", "adapter_dir"}
 METHODS = ["full", "lora", "adapter", "sparse", "large_sparse", "sparse_delta"]
+
+
+def _report_methods(out: Path) -> tuple[list[str], list[str]]:
+    """The method names of the results tables of report.md and report.html (English), in row
+    order, without the recommendation mark and the description."""
+    recommended = f" ({strings('en')['recommended']})"
+    rows = [line for line in (out / "report.md").read_text().splitlines()
+            if line.startswith("| ")][1:]  # the report's one table, after its header
+    md = [re.split(r"(?<!\\)\|", line)[1].strip().split(" — ")[0] for line in rows]
+    html = re.findall(r'<td class="method">(.*?)(?:<span class="desc">|</td>)',
+                      (out / "report.html").read_text())
+
+    def name(cell: str) -> str:
+        if not cell.startswith("★ "):
+            return cell
+        return cell.removeprefix("★ ").removesuffix(recommended).strip("*")
+
+    return [name(c) for c in md], [name(c) for c in html]
 
 
 def _write_csv(path: Path, rows) -> Path:
@@ -72,9 +92,9 @@ def test_poc_writes_results_adapters_and_report(poc_run) -> None:
         < by_name["full"]["adapter_bytes"]
     # 5x wider, same kept weights (checked exactly in test_api); biases grow with the width
     assert by_name["large_sparse"]["trainable_params"] > 4 * by_name["sparse"]["trainable_params"]
-    for name in ("report.md", "report.html"):
-        text = (out / name).read_text()
-        assert all(method in text for method in METHODS)
+    # each method has its own row in both reports ("sparse" alone would also match the
+    # rows of large_sparse and sparse_delta)
+    assert _report_methods(out) == (METHODS, METHODS)
     assert "report.html" in output
 
 

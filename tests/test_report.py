@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -37,6 +38,8 @@ from spadapt.report.i18n import strings
 FIXTURE = Path(__file__).parent / "fixtures" / "results_example.json"
 METHODS = ("full", "lora", "adapter", "sparse", "large_sparse", "sparse_delta")
 EVIL = "<script>alert(1)</script>"
+EVIL_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+EN = strings("en")  # sentences are checked as the string table words them, not as pinned prose
 
 
 @pytest.fixture
@@ -65,23 +68,56 @@ def _minimal(methods: list[dict[str, Any]]) -> dict[str, Any]:
             "base_model": {"name": "m", "parameters": 1000}, "methods": methods}
 
 
+def _md_methods(md: str) -> list[tuple[str, bool]]:
+    """(method name, recommended) of each row of report.md's results table, in order."""
+    lines = md.splitlines()
+    start = lines.index(f"## {EN['h_table']}") + 4  # heading, blank line, header, separator
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("| "):
+            break
+        cell = re.split(r"(?<!\\)\|", line)[1].strip().split(" — ")[0]  # before the description
+        recommended = cell.startswith("★ ")
+        name = cell.removeprefix("★ ").removesuffix(f" ({EN['recommended']})")
+        rows.append((name.removeprefix("**").removesuffix("**") if recommended else name,
+                     recommended))
+    return rows
+
+
+def _html_methods(page: str) -> list[str]:
+    """The method cell of each row of report.html's results table (before its description)."""
+    return re.findall(r'<td class="method">(.*?)(?:<span class="desc">|</td>)', page)
+
+
 # --- content --------------------------------------------------------------------------------
 
 def test_markdown_and_html_name_every_method_and_the_recommendation(example):
     md = render_markdown(example)
     page = render_html(example)
-    for name in METHODS:
-        assert f"| {name} — " in md or f"**{name}**" in md
-        assert f'<td class="method">{name}<' in page or f"★ {name} " in page
-    headline = ("Pick **sparse**: 0.3 points below full fine-tuning, stores 284 KB instead of "
-                "90.9 MB (1/320), trains 1.4× faster.")
-    assert headline in md
-    assert "Pick <strong>sparse</strong>: 0.3 points below full fine-tuning" in page
-    assert "★ **sparse** (recommended)" in md
-    assert '<tr class="recommended"><td class="method">★ sparse (recommended)' in page
-    assert "within 1 point (0.01) of the best accuracy" in md  # the rule, stated
-    assert "- sparse_delta: 1.0 points lower" in md  # what each gives up against full
-    assert "- sparse: trains in 4 min 58 s (median step 129 ms" in md  # cost in words
+    # every method has its own row, in the order of results.json; sparse is recommended
+    assert _md_methods(md) == [(name, name == "sparse") for name in METHODS]
+    recommended = f"★ sparse ({EN['recommended']})"
+    assert _html_methods(page) == [recommended if name == "sparse" else name
+                                   for name in METHODS]
+    assert f'<tr class="recommended"><td class="method">{recommended}<' in page
+
+    def headline(name: str) -> str:  # 0.3 points under full, 1/320 of its size, 1.4× faster
+        return EN["pick_vs_full"].format(
+            name=name, acc_vs_full=EN["acc_below_full"].format(points="0.3"), size="284 KB",
+            full_size="90.9 MB", ratio=EN["ratio_smaller"].format(ratio="320"),
+            speed=EN["faster"].format(ratio="1.4"))
+
+    assert f"\n{headline('**sparse**')}\n" in md
+    assert f'<p class="headline">{headline("<strong>sparse</strong>")}</p>' in page
+    assert f"*{EN['rule']}*" in md and f'<p class="rule">{EN["rule"]}</p>' in page
+    # what each gives up against full fine-tuning, and what it costs
+    sparse_delta = EN["vs_full_item"].format(name="sparse_delta",
+                                             delta=EN["delta_below"].format(points="1.0"))
+    assert f"\n- {sparse_delta}\n" in md and f"<li>{sparse_delta}</li>" in page
+    cost = EN["cost_item"].format(name="sparse", time="4 min 58 s", step="129 ms",
+                                  throughput=EN["throughput"].format(eps="80.5"),
+                                  memory="1.19 GB", size="284 KB")
+    assert f"\n- {cost}\n" in md and f"<li>{cost}</li>" in page
 
 
 def test_sections_come_in_the_agreed_order(example):
@@ -166,6 +202,29 @@ def test_failed_method_shows_its_error_and_no_metrics(example):
     assert '<td class="error" colspan="8">failed: CUDA out of memory at step 12</td>' in page
 
 
+def test_report_html_on_disk_shows_user_text_escaped(example, tmp_path):
+    evil = copy.deepcopy(example)
+    evil["dataset"]["name"] = EVIL
+    evil["dataset"]["labels"][0] = EVIL
+    evil["dataset"]["rejected"][0]["file"] = EVIL
+    evil["methods"][3]["name"] = EVIL  # the recommended method: also in the headline and plots
+    evil["methods"][3]["description"] = EVIL
+    (tmp_path / "results.json").write_text(json.dumps(evil), encoding="utf-8")
+    page = write_report(tmp_path)["html"].read_text(encoding="utf-8")
+    assert "<script" not in page and "&amp;lt;" not in page  # escaped once, not twice
+    recommended = f"★ {EVIL_ESCAPED} ({EN['recommended']})"
+    assert _html_methods(page)[3] == recommended  # the results table's method cell
+    assert f'<span class="desc">{EVIL_ESCAPED}</span>' in page
+    assert f"<title>{EN['title'].format(dataset=EVIL_ESCAPED, model=evil['base_model']['name'])}" \
+           in page
+    assert f'<p class="headline">{EN["pick_vs_full"].split("{name}")[0]}' \
+           f"<strong>{EVIL_ESCAPED}</strong>" in page  # the summary's markup stays markup
+    assert f"<h2>{EN['h_confusion'].format(name=EVIL_ESCAPED)}</h2>" in page
+    assert f'alt="{EN["h_confusion"].format(name=EVIL_ESCAPED)}"' in page
+    assert f"<li>{EVIL_ESCAPED}:57 — " in page  # the rejected row's file name
+    assert f": {EVIL_ESCAPED}, shipping" in page  # the labels
+
+
 # --- the recommendation rule ------------------------------------------------------------------
 
 def test_recommendation_is_the_smallest_method_within_one_point_of_the_best():
@@ -178,8 +237,10 @@ def test_recommendation_is_the_smallest_method_within_one_point_of_the_best():
     ])
     assert recommend(parse_results(data)).name == "edge"
     md = render_markdown(data)
-    assert "Pick **edge**: 0.5 points below full fine-tuning, stores 40.0 KB instead of " \
-           "4.00 MB (1/100), trains about as fast." in md
+    assert EN["pick_vs_full"].format(
+        name="**edge**", acc_vs_full=EN["acc_below_full"].format(points="0.5"), size="40.0 KB",
+        full_size="4.00 MB", ratio=EN["ratio_smaller"].format(ratio="100"),
+        speed=EN["as_fast"]) in md
 
 
 def test_recommendation_ties_and_edge_cases():

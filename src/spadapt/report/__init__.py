@@ -9,8 +9,11 @@ method's confusion matrix, data quality and run details. Languages: "en" (defaul
 "ja" (i18n.py). Every file is written atomically (temporary file + `os.replace`).
 
 Modules: results.py (read and check results.json), summary.py (recommendation and its
-sentences), content.py (table, data quality, footer as plain text), plots.py (matplotlib,
-Agg), markdown.py and html.py (the two renderers), i18n.py (strings), fmt.py (units).
+sentences), content.py (table, plot list, data quality, footer as plain text), plots.py
+(matplotlib, Agg), markdown.py and html.py (the two renderers; html.py fills
+templates/report.html.jinja), i18n.py (strings), fmt.py (units, also used by the benchmarks'
+page). Importing the package, or `spadapt.report.fmt`, loads neither matplotlib nor jinja2:
+plots.py is imported when plots are drawn, the template when a page is rendered.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from typing import Any
 from .. import atomic
 from . import html as _html
 from . import markdown as _markdown
+from .content import PLOT_FILES
 from .i18n import LANGUAGES, strings
-from .plots import PLOT_FILES, render_plots
 from .results import RESULTS_FILE, ReportError, Results, load_results, parse_results
 from .summary import TOLERANCE, recommend
 
@@ -46,6 +49,8 @@ def render_markdown(results: Results | dict[str, Any], lang: str = "en") -> str:
 
 def render_html(results: Results | dict[str, Any], lang: str = "en") -> str:
     """The report as one self-contained HTML page with the plots embedded as base64 PNGs."""
+    from .plots import render_plots
+
     strings(lang)
     res = _as_results(results)
     return _html.render(res, lang, render_plots(res, lang))
@@ -57,6 +62,8 @@ def write_report(run_dir: Path, lang: str = "en") -> dict[str, Path]:
     Returns {"markdown": path, "html": path, and one "plot:<name>" entry per plot}. Raises
     `ReportError` (a SpadaptError) for an unknown language or a missing/malformed results.json.
     """
+    from .plots import render_plots
+
     strings(lang)
     run_dir = Path(run_dir)
     results = load_results(run_dir)

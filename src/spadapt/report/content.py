@@ -1,8 +1,9 @@
 """What the report says, as plain unescaped text, shared by the Markdown and HTML renderers:
-the title, the results table, the data-quality section and the footer.
+the title, the results table, which plots it shows, the data-quality section and the footer.
 
 Everything here is plain text; each renderer escapes it for its format. The summary
-sentences, which need emphasis inside them, live in summary.py.
+sentences, which need emphasis inside them, live in summary.py; the plots are drawn by
+plots.py (the only module here that imports matplotlib).
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from .results import Results
 from .summary import recommend
 
 REJECTED_SHOWN = 10  # rejected rows listed in the report (results.json keeps up to 100)
+
+# File names of the plots, in report order (the Markdown links to plots/<name>).
+PLOT_FILES = {"accuracy": "accuracy_vs_nonzero.png", "curves": "training_curves.png",
+              "confusion": "confusion_matrix.png"}
 
 
 @dataclass
@@ -45,6 +50,19 @@ class DataQuality:
 def title(results: Results, lang: str) -> str:
     return strings(lang)["title"].format(dataset=results.dataset_name,
                                          model=results.base_model_name)
+
+
+def plot_names(results: Results) -> list[str]:
+    """Which plots the report shows for these results (PLOT_FILES keys), in report order."""
+    names = []
+    if any(m.ok and m.nonzero_params > 0 for m in results.methods):
+        names.append("accuracy")
+    if any(m.ok and m.history for m in results.methods):
+        names.append("curves")
+    rec = recommend(results)
+    if rec is not None and rec.confusion_matrix is not None and results.labels:
+        names.append("confusion")
+    return names
 
 
 def table(results: Results, lang: str) -> Table:

@@ -1,6 +1,7 @@
 """Numbers in human units for the report: sizes, parameter counts, durations, percentages.
 
 Sizes are decimal (1 KB = 1000 bytes, as the report's table note says); counts use k/M/B.
+A leaf module (only `math`), so the benchmarks and the command line format bytes with it too.
 Functions that produce words take the language's string table from i18n.py. `None` (a
 failed method, a missing field) prints as an em dash.
 """
@@ -18,18 +19,31 @@ def sig(value: float, digits: int = 3) -> str:
         return "0" if value == 0 else str(value)
     places = digits - 1 - math.floor(math.log10(abs(value)))
     rounded = round(value, places)
+    if math.floor(math.log10(abs(rounded))) > digits - 1 - places:  # 0.9996 rounded to 1.000
+        places -= 1
+        rounded = round(value, places)
     return f"{rounded:.{max(places, 0)}f}"
 
 
-def size(num_bytes: int | None) -> str:
-    """Bytes in decimal units: 512 B, 280 KB, 90.1 MB, 1.20 GB."""
+def size(num_bytes: int | None, digits: int = 3) -> str:
+    """Bytes in decimal units (1 KB = 1000 bytes) to `digits` significant figures.
+
+    Whole bytes below 1 KB, then KB, MB, GB, TB, one space before the unit: with the default
+    3 digits 512 B, 284 KB, 90.9 MB, 1.95 GB; with `digits=4` 280.8 KB, 575.2 MB, 1.079 GB.
+    A value that rounds up to 1000 of a unit is shown in the next one (999,600 -> 1.00 MB).
+    `None` prints as an em dash. The one byte formatter of the project: the report, the
+    benchmarks' page and the command line use it.
+    """
     if num_bytes is None:
         return DASH
     value = float(num_bytes)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{int(value)} B" if unit == "B" else f"{sig(value)} {unit}"
+    if abs(value) < 1000:
+        return f"{int(value)} B"
+    for unit in ("KB", "MB", "GB", "TB"):
         value /= 1000
+        text = sig(value, digits)
+        if abs(float(text)) < 1000 or unit == "TB":
+            return f"{text} {unit}"
     raise AssertionError("unreachable")
 
 

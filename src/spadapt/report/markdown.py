@@ -10,7 +10,6 @@ import re
 
 from . import content
 from .i18n import strings
-from .plots import PLOT_FILES, plot_names
 from .results import Results
 from .summary import recommend, summary_text
 
@@ -32,7 +31,7 @@ def render(results: Results, lang: str = "en") -> str:
     out: list[str] = [f"# {md_escape(content.title(results, lang))}", ""]
     out += _summary(results, lang)
     out += _table(results, lang)
-    drawn = plot_names(results)
+    drawn = content.plot_names(results)
     out += [f"## {md_escape(s['h_accuracy_plot'])}", ""]
     out += [_image("accuracy", s["p_accuracy_title"]) if "accuracy" in drawn
             else md_escape(s["accuracy_none"]), ""]
@@ -50,7 +49,7 @@ def render(results: Results, lang: str = "en") -> str:
 
 
 def _image(name: str, alt: str) -> str:
-    return f"![{md_escape(alt)}](plots/{PLOT_FILES[name]})"
+    return f"![{md_escape(alt)}](plots/{content.PLOT_FILES[name]})"
 
 
 def _summary(results: Results, lang: str) -> list[str]:

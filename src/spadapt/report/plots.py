@@ -22,13 +22,10 @@ from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 from matplotlib.ticker import PercentFormatter
 
+from .content import plot_names
 from .i18n import strings
 from .results import Method, Results
 from .summary import recommend
-
-# File names of the plots, in report order (the Markdown links to plots/<name>).
-PLOT_FILES = {"accuracy": "accuracy_vs_nonzero.png", "curves": "training_curves.png",
-              "confusion": "confusion_matrix.png"}
 
 # Families and file-name stems of common Japanese-capable fonts, most preferred first.
 _CJK_FAMILIES = ("Noto Sans CJK JP", "Noto Sans JP", "IPAexGothic", "IPAGothic", "IPAPGothic",
@@ -72,19 +69,6 @@ def plot_strings(lang: str) -> tuple[dict[str, str], str | None]:
     if lang != "en" and font is None:
         return strings("en"), None
     return strings(lang), font
-
-
-def plot_names(results: Results) -> list[str]:
-    """Which plots `render_plots` draws for these results, in report order."""
-    names = []
-    if any(m.ok and m.nonzero_params > 0 for m in results.methods):
-        names.append("accuracy")
-    if any(m.ok and m.history for m in results.methods):
-        names.append("curves")
-    rec = recommend(results)
-    if rec is not None and rec.confusion_matrix is not None and results.labels:
-        names.append("confusion")
-    return names
 
 
 def render_plots(results: Results, lang: str) -> dict[str, bytes]:
