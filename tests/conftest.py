@@ -159,7 +159,8 @@ _TRAINED: dict[str, Trained] = {}
 
 
 def trained(case: Case) -> Trained:
-    """Attach adapter "a" for `case` to a fresh tiny model and train it (cached per case)."""
+    """Adapter "a" for `case` attached to a fresh tiny model and trained: trained once per case,
+    then a deep copy for each caller, so a test that changes it in place changes nobody else's."""
     if case.id not in _TRAINED:
         base = MODELS[case.family]()
         pristine = copy.deepcopy(base)
@@ -168,7 +169,7 @@ def trained(case: Case) -> Trained:
                                calibration=[batch, make_batch(case.family, seed=1)])
         train_steps(model, batch)
         _TRAINED[case.id] = Trained(case, pristine, model, batch)
-    return _TRAINED[case.id]
+    return copy.deepcopy(_TRAINED[case.id])
 
 
 @pytest.fixture(params=MATRIX, ids=lambda c: c.id)

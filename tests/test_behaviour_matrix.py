@@ -136,3 +136,16 @@ def test_generate_with_adapters(case: Case) -> None:
     assert routed.shape == (3, 9)
     assert torch.equal(routed[0], active[0]) and torch.equal(routed[2], active[2])
     assert torch.equal(routed[1], base[1])
+
+
+def test_a_change_to_one_tests_trained_model_does_not_reach_the_next() -> None:
+    case = MATRIX[0]
+    first = trained(case)
+    expected = output_of(first.model, first.batch)
+    first.model.delete_adapter("a")
+    with torch.no_grad():
+        for parameter in first.model.parameters():
+            parameter.add_(1.0)
+    second = trained(case)
+    assert second.model.adapter_names == ["a"]
+    assert torch.equal(output_of(second.model, second.batch), expected)

@@ -190,8 +190,16 @@ def test_full_fine_tuning_and_peft_models_train(classification) -> None:
     assert result.peak_memory_bytes > 0 and result.step_seconds_median > 0
     lora = get_peft_model(base_model(classification.tokenizer.vocab_size),
                           LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query"]))
+    before = {n: p.detach().clone() for n, p in lora.named_parameters()}
     result = train(lora, classification, TRAIN, EVAL, _config(epochs=1))
     assert result.steps == 6
+    after = dict(lora.named_parameters())
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    lora_b = {n for n in before if "lora_B" in n}
+    assert lora_b and lora_b <= changed  # B starts at zero: LoRA trained only if B moved
+    assert all(after[n].requires_grad for n in changed)  # the frozen base stayed as it was
+    assert not any("lora_" in n or "classifier" in n for n in set(before) - changed
+                   if after[n].requires_grad)
 
 
 def test_two_process_accelerate_run_matches_one_process(tmp_path) -> None:
