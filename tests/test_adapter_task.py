@@ -147,3 +147,11 @@ def test_save_into_an_existing_empty_directory(tmp_path) -> None:
     with pytest.raises(spadapt.AdapterFileError, match="exists and is not an adapter directory"):
         model.save_adapter(tmp_path / "notes")
     assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+
+
+def test_labels_that_do_not_match_the_head_are_refused_at_save(tmp_path) -> None:
+    config = spadapt.AdapterConfig(bottleneck=4, labels=["neg", "pos"])  # the head has 3
+    model = spadapt.attach(tiny_bert(), config)
+    with pytest.raises(spadapt.AdapterError, match="names 2 labels .* has 3 outputs"):
+        model.save_adapter(tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -478,13 +478,19 @@ class AdaptedModel(nn.Module):
         else the base config's `id2label`), text from a causal LM, or neither ("adapter")."""
         config = self._require(adapter_name or self.routing.active)
         base_config = getattr(self.base_model, "config", None)
+        heads = head_modules(self.base_model, config.modules_to_save)
         if config.labels:
+            width = getattr(base_config, "num_labels", None) if heads else None
+            if width is not None and width != len(config.labels):
+                raise AdapterError(
+                    f"the adapter's config names {len(config.labels)} labels {config.labels} "
+                    f"but the base model's head {heads} has {width} outputs")
             return AdapterTask("classification", list(config.labels), len(config.labels))
         can_generate = getattr(self.base_model, "can_generate", None)
         if callable(can_generate) and can_generate():
             return AdapterTask("causal_lm")
         id2label = getattr(base_config, "id2label", None) or {}
-        if head_modules(self.base_model, config.modules_to_save) and id2label:
+        if heads and id2label:
             labels = [str(id2label[i]) for i in sorted(id2label, key=int)]
             return AdapterTask("classification", labels, len(labels))
         return AdapterTask("adapter")
