@@ -488,6 +488,21 @@ def test_builtin_reuters_r8_counts():
     assert all(ex.text == " ".join(ex.text.split()) and ex.text for ex in split.train)
 
 
+def test_builtin_reuters_r52_and_newsgroups20_counts():
+    r52 = load_dataset("builtin:reuters_r52")
+    assert (len(r52.train), len(r52.eval), len(r52.labels)) == (6532, 2568, 52)
+    r52_train = Counter(r52.labels[ex.label] for ex in r52.train)
+    assert r52_train.most_common(2) == [("earn", 2840), ("acq", 1596)]
+    assert min(r52_train.values()) == 1  # some topics have one training story
+    news = load_dataset("builtin:newsgroups20")
+    assert (len(news.train), len(news.eval), len(news.labels)) == (11293, 7528, 20)
+    assert news.labels[:3] == ["alt.atheism", "comp.graphics", "comp.os.ms-windows.misc"]
+    assert Counter(news.labels[ex.label] for ex in news.train)["rec.sport.hockey"] == 600
+    for split in (r52, news):
+        assert split.task == "classification" and split.rejected == []
+        assert all(ex.text == " ".join(ex.text.split()) and ex.text for ex in split.eval)
+
+
 def test_builtin_chatterbot_qa_counts():
     pairs, rejected = read_chatterbot_qa()
     split = load_dataset("builtin:chatterbot_qa", seed=0)

@@ -19,7 +19,7 @@ class PocOptions:
                           "folder per method.")
     data: str = described("builtin:rotten_tomatoes", help="Training data: a CSV, TSV, JSONL "
                           "or Parquet file, or builtin:NAME (builtin:rotten_tomatoes, "
-                          "builtin:reuters_r8).")
+                          "builtin:reuters_r8, builtin:reuters_r52, builtin:newsgroups20).")
     eval_data: str | None = described(None, help="Evaluation data (default: a stratified "
                                       "fixed-seed split of the training data).")
     text_column: str = described("text", help="Column with the text.")

@@ -2,7 +2,8 @@
 
 ``load_dataset`` is the entry point (``load.py``); the modules each do one job: ``files``
 reads, ``validate`` checks rows, ``split`` splits, ``builtin`` lists the builtin datasets
-(one module each: ``rotten_tomatoes``, ``reuters``, ``chatterbot``).
+(one module each: ``rotten_tomatoes``, ``orange_text`` (Reuters R8/R52, 20 Newsgroups),
+``chatterbot``).
 """
 
 from spadapt.data.builtin import BUILTIN_DATASETS, load_builtin
@@ -10,8 +11,8 @@ from spadapt.data.chatterbot import load_chatterbot_qa, read_chatterbot_qa
 from spadapt.data.errors import DataError
 from spadapt.data.files import FORMATS
 from spadapt.data.load import load_dataset
+from spadapt.data.orange_text import load_reuters_r8
 from spadapt.data.records import DatasetSplit, Example, PromptExample, RejectedRow
-from spadapt.data.reuters import load_reuters_r8
 from spadapt.data.rotten_tomatoes import (
     ROTTEN_TOMATOES_LABELS,
     load_rotten_tomatoes,

