@@ -99,7 +99,8 @@ def _matrix() -> list[Case]:
     for placement in ("pfeiffer", "houlsby", "parallel"):
         for scorer, schedule, density in [
             ("random", "init", 0.2), ("magnitude", "init", 0.2), ("snip", "init", 0.2),
-            ("grasp", "init", 0.2), ("synflow", "init", 0.2), ("random", "init", 1.0),
+            ("grasp", "init", 0.2), ("fisher", "init", 0.2), ("synflow", "init", 0.2),
+            ("random", "init", 1.0),
             ("magnitude", "gradual", 0.2), ("random", "learned", 0.2),
             ("random", "movement", 0.2),
         ]:
@@ -109,7 +110,7 @@ def _matrix() -> list[Case]:
                                    large_sparse=True)))
     cases.append(Case("bert", dict(method="bottleneck", scorer="magnitude", density=0.3,
                                    budget="layer")))
-    for scorer in ("random", "magnitude", "snip", "grasp"):
+    for scorer in ("random", "magnitude", "snip", "grasp", "fisher"):
         cases.append(Case("bert", dict(method="sparse_delta", scorer=scorer, density=0.05)))
     cases.append(Case("bert", dict(method="sparse_delta", scorer="magnitude", density=0.1,
                                    budget="layer")))
@@ -121,6 +122,7 @@ def _matrix() -> list[Case]:
                                        density=0.25)))
         cases.append(Case(family, dict(method="sparse_delta", scorer="magnitude", density=0.05)))
         cases.append(Case(family, dict(method="sparse_delta", scorer="random", density=0.02)))
+        cases.append(Case(family, dict(method="sparse_delta", scorer="fisher", density=0.02)))
     return cases
 
 

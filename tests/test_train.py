@@ -22,8 +22,9 @@ TRAIN, EVAL = examples(96), examples(32, seed=1)
 
 def _adapted(classification, **config):
     values = {"bottleneck": 8, "density": 0.3, "scorer": "magnitude", **config}
+    calibration = [classification.collate(TRAIN[i : i + 8]) for i in (0, 8)]
     return spadapt.attach(base_model(classification.tokenizer.vocab_size),
-                          spadapt.AdapterConfig(**values))
+                          spadapt.AdapterConfig(**values), calibration=calibration)
 
 
 def _config(**overrides) -> TrainConfig:
@@ -50,7 +51,8 @@ class Interrupted(Exception):
 # masks at step 13 of 18 (prune_end 0.7); killed at 10 the resumed run crosses the hardening,
 # killed at 17 it resumes from a checkpoint taken after it (step 16).
 RESUME_CASES = [({}, 10), ({"schedule": "learned", "scorer": "random"}, 10),
-                ({"schedule": "learned", "scorer": "random"}, 17)]
+                ({"schedule": "learned", "scorer": "random"}, 17),
+                ({"method": "sparse_delta", "scorer": "fisher", "density": 0.05}, 10)]
 
 
 @pytest.mark.parametrize(("settings", "kill_step"), RESUME_CASES)

@@ -19,7 +19,7 @@ from .helptext import described
 
 METHOD_NAMES = ("bottleneck", "sparse_delta")
 PLACEMENTS = ("pfeiffer", "houlsby", "parallel")
-SCORER_NAMES = ("random", "magnitude", "snip", "grasp", "synflow")
+SCORER_NAMES = ("random", "magnitude", "snip", "grasp", "fisher", "synflow")
 SCHEDULE_NAMES = ("init", "gradual", "learned", "movement")
 BUDGETS = ("global", "layer")
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
@@ -43,7 +43,7 @@ class AdapterConfig:
     density: float = described(
         1.0, help="fraction of the adapter's weights that are KEPT, in (0, 1]")
     scorer: str = described(
-        "random", help="which weights to keep: random|magnitude|snip|grasp|synflow")
+        "random", help="which weights to keep: random|magnitude|snip|grasp|fisher|synflow")
     schedule: str = described("init", help="when masks are chosen: init|gradual|learned|movement")
     budget: str = described(
         "global", help='top-k over all tensors ("global") or per tensor ("layer")')
@@ -70,6 +70,9 @@ class AdapterConfig:
         "density is reached (the rest fine-tunes under that mask)")
     prune_every: int = described(10, help='"gradual"/"movement": steps between mask updates')
     synflow_iterations: int = described(20, help='"synflow": pruning rounds (Tanaka et al. 2020)')
+    score_batches: int = described(
+        4, help="snip/grasp/fisher: calibration batches scored (the first this many given to "
+        "attach; `spadapt poc` and `train` draw this many batches of 32 training rows)")
     save_dtype: str | None = described(
         None, help="dtype of stored values: None = the adapter's own dtype")
     labels: list[str] = described(default_factory=list, help="class names of a classification head")
@@ -96,8 +99,8 @@ class AdapterConfig:
                 "prune_start and prune_end must satisfy 0 <= prune_start < prune_end <= 1, "
                 f"got {self.prune_start} and {self.prune_end}"
             )
-        if self.prune_every < 1 or self.synflow_iterations < 1:
-            raise ConfigError("prune_every and synflow_iterations must be >= 1")
+        if self.prune_every < 1 or self.synflow_iterations < 1 or self.score_batches < 1:
+            raise ConfigError("prune_every, synflow_iterations and score_batches must be >= 1")
         if self.l0_lambda < 0 or self.l0_beta <= 0:
             raise ConfigError("l0_lambda must be >= 0 and l0_beta > 0")
         if self.method == "sparse_delta":

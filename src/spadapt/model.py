@@ -13,6 +13,7 @@ builds (`add_stored_adapter`).
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,14 @@ def module_table(model: nn.Module) -> dict[str, list[tuple[str, nn.Module]]]:
         stable = name.replace(".base_layer", "")
         table.setdefault(stable, []).append((name, module))
     return table
+
+
+def _rows(batch: dict) -> Iterator[dict]:
+    """The rows of a batch of model inputs one at a time, each a batch of one."""
+    rows = next(len(v) for v in batch.values() if isinstance(v, torch.Tensor))
+    for row in range(rows):
+        yield {key: value[row : row + 1] if isinstance(value, torch.Tensor) else value
+               for key, value in batch.items()}
 
 
 def _set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
@@ -222,7 +231,9 @@ class AdaptedModel(nn.Module):
                                    budget=config.budget, chains=chains,
                                    iterations=config.synflow_iterations)
             if scorer.needs_data:
-                context.losses = lambda: self._calibration_losses(adapter_name, calibration)
+                batches = list(itertools.islice(calibration, config.score_batches))
+                context.losses = lambda: self._calibration_losses(adapter_name, batches,
+                                                                  scorer.per_example)
             with self._scoring(targets.values() if scorer.needs_data else []):
                 scores = scorer(context)
             masks = topk_masks(scores, config.density, config.budget)
@@ -251,21 +262,20 @@ class AdaptedModel(nn.Module):
                 tensor.requires_grad_(flag)
             self.base_model.train(was_training)
 
-    def _calibration_losses(self, adapter_name: str,
-                            calibration: Iterable[dict]) -> Iterator[torch.Tensor]:
-        count = 0
-        for index, batch in enumerate(calibration):
-            with self._routed(None, route_to=adapter_name):
-                output = self.base_model(**batch)
-            loss = getattr(output, "loss", None)
-            if loss is None:
-                raise AdapterError(
-                    f"calibration batch {index} gave no loss: include labels in each batch"
-                )
-            count += 1
-            yield loss
-        if count == 0:
+    def _calibration_losses(self, adapter_name: str, calibration: list[dict],
+                            per_example: bool = False) -> Iterator[torch.Tensor]:
+        """The loss of each calibration batch (of each row of them, with `per_example`)."""
+        if not calibration:
             raise AdapterError("calibration data is empty: give at least one batch")
+        for index, batch in enumerate(calibration):
+            for inputs in _rows(batch) if per_example else [batch]:
+                with self._routed(None, route_to=adapter_name):
+                    loss = getattr(self.base_model(**inputs), "loss", None)
+                if loss is None:
+                    raise AdapterError(
+                        f"calibration batch {index} gave no loss: include labels in each batch"
+                    )
+                yield loss
 
     # Activation and routing ---------------------------------------------------------------------
     def _require(self, adapter_name: str) -> AdapterConfig:

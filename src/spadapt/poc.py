@@ -22,8 +22,6 @@ from .errors import SpadaptError
 from .poc_options import PocOptions
 from .recipe import Recipe, load_recipe
 
-CALIBRATION_BATCHES = 4  # batches of training data that SNIP/GraSP score masks on
-
 # How much each method gets. quick: a first look in minutes; standard: the real comparison.
 BUDGETS: dict[str, dict] = {
     "quick": {"train_rows": 2048, "eval_rows": 1000, "train": {
@@ -142,8 +140,9 @@ def run_method(recipe: Recipe, task, split_train: list, split_eval: list, option
     directory = options.out / recipe.name
     directory.mkdir(parents=True, exist_ok=True)
     base = load_seeded_base(task, model_path, options.seed)
+    batches = recipe.adapter_config().score_batches if recipe.kind == "spadapt" else 0
     calibration = [task.collate(split_train[i * 32 : (i + 1) * 32])
-                   for i in range(CALIBRATION_BATCHES) if i * 32 < len(split_train)]
+                   for i in range(batches) if i * 32 < len(split_train)]
     model = build_model(recipe, base, task.labels, calibration, options.seed)
     config = recipe.train_config(**train_overrides, seed=options.seed, progress=options.progress)
     started = time.perf_counter()

@@ -61,7 +61,8 @@ def _sddmm_values(grad_out: torch.Tensor, x: torch.Tensor, crow: torch.Tensor,
 
 
 class SparseDeltaLinear(torch.autograd.Function):
-    """y = x (W + Δ)ᵀ + b with gradients for x and the k values of Δ only."""
+    """y = x (W + Δ)ᵀ + b with gradients for x and the k values of Δ; for W only when W
+    requires grad (data-driven mask scorers score the frozen weight: a dense product, once)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, values, indices, crow, cols, transposed):
@@ -76,7 +77,11 @@ class SparseDeltaLinear(torch.autograd.Function):
     def backward(ctx, grad_y):
         x, weight, values, indices, crow, cols = ctx.saved_tensors
         canonical = weight.t() if ctx.transposed else weight
-        grad_x = grad_values = None
+        grad_x = grad_weight = grad_values = None
+        if ctx.needs_input_grad[1]:
+            g2 = grad_y.reshape(-1, grad_y.shape[-1])
+            grad_canonical = g2.t() @ x.reshape(-1, x.shape[-1]).to(g2.dtype)
+            grad_weight = grad_canonical.t() if ctx.transposed else grad_canonical
         if ctx.needs_input_grad[0]:
             effective = canonical.clone(memory_format=torch.contiguous_format)
             effective.view(-1).index_add_(0, indices, values.to(effective.dtype))
@@ -86,7 +91,7 @@ class SparseDeltaLinear(torch.autograd.Function):
             x2 = x.reshape(-1, x.shape[-1])
             grad_values = _sddmm_values(g2, x2, crow, cols, tuple(canonical.shape))
             grad_values = grad_values.to(values.dtype)
-        return grad_x, None, None, grad_values, None, None, None, None
+        return grad_x, grad_weight, None, grad_values, None, None, None, None
 
 
 class SparseDelta(nn.Module):

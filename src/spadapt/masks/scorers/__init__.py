@@ -5,6 +5,7 @@ turns scores into exact top-k masks.
 """
 
 from .base import ScoreContext, Scorer, stable_seed
+from .fisher import fisher_scores
 from .grasp import grasp_scores
 from .magnitude import magnitude_scores
 from .random import random_scores
@@ -16,6 +17,7 @@ SCORERS: dict[str, Scorer] = {
     "magnitude": magnitude_scores,
     "snip": snip_scores,
     "grasp": grasp_scores,
+    "fisher": fisher_scores,
     "synflow": synflow_scores,
 }
 

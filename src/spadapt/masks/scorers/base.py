@@ -18,13 +18,15 @@ class ScoreContext:
     seed: int  # seeds the random scorer
     density: float  # final fraction kept (iterative scorers prune towards it)
     budget: str  # "global" or "layer"
-    losses: Callable[[], Iterator[torch.Tensor]] | None = None  # calibration losses, one per batch
+    losses: Callable[[], Iterator[torch.Tensor]] | None = None  # calibration losses, one per
+    #                                  batch (per row for a scorer with `per_example`)
     chains: list[list[str]] = field(default_factory=list)  # synflow: weight chains, input first
     iterations: int = 20  # synflow: pruning rounds
 
 
 class Scorer(Protocol):
     needs_data: bool  # True when the scorer needs calibration batches
+    per_example: bool  # True: `losses` yields one loss per calibration row, not per batch
 
     def __call__(self, ctx: ScoreContext) -> dict[str, torch.Tensor]: ...
 

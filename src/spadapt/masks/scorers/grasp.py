@@ -37,3 +37,4 @@ def grasp_scores(ctx: ScoreContext) -> dict[str, torch.Tensor]:
 
 
 grasp_scores.needs_data = True
+grasp_scores.per_example = False

@@ -12,3 +12,4 @@ def magnitude_scores(ctx: ScoreContext) -> dict[str, torch.Tensor]:
 
 
 magnitude_scores.needs_data = False
+magnitude_scores.per_example = False

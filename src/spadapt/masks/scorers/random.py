@@ -20,3 +20,4 @@ def random_scores(ctx: ScoreContext) -> dict[str, torch.Tensor]:
 
 
 random_scores.needs_data = False
+random_scores.per_example = False

@@ -20,3 +20,4 @@ def snip_scores(ctx: ScoreContext) -> dict[str, torch.Tensor]:
 
 
 snip_scores.needs_data = True
+snip_scores.per_example = False

@@ -46,3 +46,4 @@ def synflow_scores(ctx: ScoreContext) -> dict[str, torch.Tensor]:
 
 
 synflow_scores.needs_data = False
+synflow_scores.per_example = False

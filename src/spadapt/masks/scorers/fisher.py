@@ -1,0 +1,30 @@
+"""Fisher scores: squared gradients summed over calibration examples, one example at a time
+(the FISH mask, Sung et al., "Training Neural Networks with Fixed Sparse Masks", NeurIPS 2021).
+
+The empirical Fisher information of a weight θ_j is F_j = (1/N) Σ_i (∂ L_i / ∂θ_j)², with L_i
+the loss of example i alone: how much the model's predictions depend on θ_j. Keeping the
+weights of largest F_j is FISH's rule for which weights to train. The sum over examples (not
+over batches, whose gradients cancel across examples) is why `per_example` is set: the model
+hands this scorer one loss per calibration row. The 1/N does not change the ranking and is
+left out. Cost: one backward pass per calibration example, once, when the adapter is added;
+memory: one float32 score per target weight.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import ScoreContext, gradients, require_losses
+
+
+def fisher_scores(ctx: ScoreContext) -> dict[str, torch.Tensor]:
+    losses = require_losses(ctx, "fisher")
+    scores = {name: torch.zeros_like(t, dtype=torch.float32) for name, t in ctx.targets.items()}
+    for loss in losses():
+        for name, grad in gradients(loss, ctx.targets).items():
+            scores[name] += grad.detach().float().square()
+    return scores
+
+
+fisher_scores.needs_data = True
+fisher_scores.per_example = True
