@@ -114,6 +114,8 @@ def _matrix() -> list[Case]:
         cases.append(Case("bert", dict(method="sparse_delta", scorer=scorer, density=0.05)))
     cases.append(Case("bert", dict(method="sparse_delta", scorer="magnitude", density=0.1,
                                    budget="layer")))
+    cases.append(Case("bert", dict(method="sparse_delta", scorer="magnitude", density=0.05,
+                                   schedule="regrow", regrow_every=2, regrow_fraction=0.5)))
     for family in ("llama", "gpt2"):
         for placement in ("pfeiffer", "houlsby", "parallel"):
             cases.append(Case(family, dict(method="bottleneck", placement=placement,

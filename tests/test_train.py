@@ -52,7 +52,11 @@ class Interrupted(Exception):
 # killed at 17 it resumes from a checkpoint taken after it (step 16).
 RESUME_CASES = [({}, 10), ({"schedule": "learned", "scorer": "random"}, 10),
                 ({"schedule": "learned", "scorer": "random"}, 17),
-                ({"method": "sparse_delta", "scorer": "fisher", "density": 0.05}, 10)]
+                ({"method": "sparse_delta", "scorer": "fisher", "density": 0.05}, 10),
+                # regrowths at steps 5 and 10; killed at 6 the run resumes from the checkpoint
+                # of step 4, and must re-arm the regrowth of step 5
+                ({"method": "sparse_delta", "density": 0.05, "schedule": "regrow",
+                  "regrow_every": 5, "regrow_fraction": 0.5}, 6)]
 
 
 @pytest.mark.parametrize(("settings", "kill_step"), RESUME_CASES)

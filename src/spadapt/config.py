@@ -20,7 +20,7 @@ from .helptext import described
 METHOD_NAMES = ("bottleneck", "sparse_delta")
 PLACEMENTS = ("pfeiffer", "houlsby", "parallel")
 SCORER_NAMES = ("random", "magnitude", "snip", "grasp", "fisher", "synflow")
-SCHEDULE_NAMES = ("init", "gradual", "learned", "movement")
+SCHEDULE_NAMES = ("init", "gradual", "learned", "movement", "regrow")
 BUDGETS = ("global", "layer")
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 SAVE_DTYPES = (None, "float32", "float16", "bfloat16")
@@ -44,7 +44,9 @@ class AdapterConfig:
         1.0, help="fraction of the adapter's weights that are KEPT, in (0, 1]")
     scorer: str = described(
         "random", help="which weights to keep: random|magnitude|snip|grasp|fisher|synflow")
-    schedule: str = described("init", help="when masks are chosen: init|gradual|learned|movement")
+    schedule: str = described(
+        "init", help="when masks are chosen: init|gradual|learned|movement (bottleneck), "
+        "init|regrow (sparse_delta)")
     budget: str = described(
         "global", help='top-k over all tensors ("global") or per tensor ("layer")')
     large_sparse: bool = described(
@@ -69,6 +71,11 @@ class AdapterConfig:
         0.7, help='"gradual"/"movement"/"learned": fraction of training when the final '
         "density is reached (the rest fine-tunes under that mask)")
     prune_every: int = described(10, help='"gradual"/"movement": steps between mask updates')
+    regrow_every: int = described(
+        20, help="schedule 'regrow': optimizer steps between drops and regrowths of positions")
+    regrow_fraction: float = described(
+        0.3, help="schedule 'regrow': share of each delta's positions replaced at the first "
+        "regrowth, decaying (cosine) to 0 at prune_end")
     synflow_iterations: int = described(20, help='"synflow": pruning rounds (Tanaka et al. 2020)')
     score_batches: int = described(
         4, help="snip/grasp/fisher: calibration batches scored (the first this many given to "
@@ -103,11 +110,14 @@ class AdapterConfig:
             raise ConfigError("prune_every, synflow_iterations and score_batches must be >= 1")
         if self.l0_lambda < 0 or self.l0_beta <= 0:
             raise ConfigError("l0_lambda must be >= 0 and l0_beta > 0")
+        if self.regrow_every < 1 or not 0.0 < self.regrow_fraction < 1.0:
+            raise ConfigError("regrow_every must be >= 1 and regrow_fraction in (0, 1), got "
+                              f"{self.regrow_every} and {self.regrow_fraction}")
         if self.method == "sparse_delta":
-            if self.schedule != "init":
+            if self.schedule not in ("init", "regrow"):
                 raise ConfigError(
                     f"schedule {self.schedule!r} is not available for sparse_delta: its positions "
-                    "are chosen once at init (use schedule='init')"
+                    "are chosen at init and stay (schedule='init') or move (schedule='regrow')"
                 )
             if self.scorer == "synflow":
                 raise ConfigError(
@@ -117,6 +127,10 @@ class AdapterConfig:
             if self.large_sparse:
                 raise ConfigError("large_sparse widens a bottleneck; it has no meaning for "
                                   "sparse_delta")
+        elif self.schedule == "regrow":
+            raise ConfigError("schedule 'regrow' moves the positions of a sparse delta; use "
+                              "method='sparse_delta' (bottleneck masks: gradual, movement or "
+                              "learned)")
         if self.schedule == "gradual" and self.scorer != "magnitude":
             raise ConfigError(
                 "schedule 'gradual' prunes by the magnitude of the trained weights: "

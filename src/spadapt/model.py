@@ -34,6 +34,7 @@ from .methods import (
     Routing,
     SitePlan,
     SiteWrapper,
+    SparseDelta,
     SparseDeltaSite,
 )
 from .names import BASE_NAME, check_adapter_name
@@ -206,7 +207,10 @@ class AdaptedModel(nn.Module):
             if not isinstance(module, HeadCopy)
             for local, masked in module.masked_weights().items()
         }
-        schedule = SCHEDULES[config.schedule](config, weights)
+        deltas = {f"{wrapper.site_name}{KEY_SEPARATOR}delta": module
+                  for wrapper, module in self.adapter_modules(adapter_name)
+                  if isinstance(module, SparseDelta)}
+        schedule = SCHEDULES[config.schedule](config, weights, deltas)
         schedule.start()
         self.schedules[adapter_name] = schedule
         self._masks_final[adapter_name] = config.schedule == "init"
@@ -358,6 +362,12 @@ class AdaptedModel(nn.Module):
         if self.routing.active in self.schedules:
             self.schedules[self.routing.active].step(step, total_steps)
 
+    def resume_schedule(self, step: int, total_steps: int) -> None:
+        """Tell the active adapter's schedule that training starts (step 0) or resumes after
+        optimizer step `step` (a "regrow" schedule re-arms what the next step needs)."""
+        if self.routing.active in self.schedules:
+            self.schedules[self.routing.active].resume(step, total_steps)
+
     def regularization_loss(self) -> torch.Tensor | None:
         """The active adapter's regularisation term (L0 for "learned"), or None."""
         if self.routing.active in self.schedules:
@@ -373,7 +383,7 @@ class AdaptedModel(nn.Module):
 
     def install_final_masks(self, adapter_name: str) -> None:
         """Mark a loaded adapter's masks as final (its schedule already ran when it was trained)."""
-        self.schedules[adapter_name] = SCHEDULES["init"](self.configs[adapter_name], {})
+        self.schedules[adapter_name] = SCHEDULES["init"](self.configs[adapter_name], {}, {})
         self._masks_final[adapter_name] = True
         self._set_trainable(self.routing.active)
 

@@ -1,8 +1,8 @@
 """Which weights an adapter keeps: scorers, exact budgets, schedules and masked weights.
 
-- `scorers/`: SCORERS registry (random, magnitude, snip, grasp, synflow), higher = keep.
+- `scorers/`: SCORERS registry (random, magnitude, snip, grasp, fisher, synflow), higher = keep.
 - `budget.py`: exact top-k, global or per tensor.
-- `schedules/`: SCHEDULES registry (init, gradual, learned, movement).
+- `schedules/`: SCHEDULES registry (init, gradual, learned, movement, regrow).
 - `masked.py`: `MaskedWeight`, a weight with keep-mask, optional L0 gates, movement scores.
 - `optim.py`: an optimizer hook that keeps pruned weights and their state at zero.
 """

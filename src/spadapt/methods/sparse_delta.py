@@ -20,6 +20,7 @@ Positions are stored in the canonical (out_features, in_features) layout, also f
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 
@@ -65,12 +66,13 @@ class SparseDeltaLinear(torch.autograd.Function):
     requires grad (data-driven mask scorers score the frozen weight: a dense product, once)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, values, indices, crow, cols, transposed):
+    def forward(ctx, x, weight, bias, values, indices, crow, cols, transposed, probe=None):
         canonical = weight.t() if transposed else weight
         effective = canonical.clone(memory_format=torch.contiguous_format)
         effective.view(-1).index_add_(0, indices, values.to(effective.dtype))
         ctx.save_for_backward(x, weight, values, indices, crow, cols)
         ctx.transposed = transposed
+        ctx.probe = probe
         return F.linear(x, effective, bias)
 
     @staticmethod
@@ -78,10 +80,14 @@ class SparseDeltaLinear(torch.autograd.Function):
         x, weight, values, indices, crow, cols = ctx.saved_tensors
         canonical = weight.t() if ctx.transposed else weight
         grad_x = grad_weight = grad_values = None
-        if ctx.needs_input_grad[1]:
+        if ctx.needs_input_grad[1] or ctx.probe is not None:
             g2 = grad_y.reshape(-1, grad_y.shape[-1])
             grad_canonical = g2.t() @ x.reshape(-1, x.shape[-1]).to(g2.dtype)
-            grad_weight = grad_canonical.t() if ctx.transposed else grad_canonical
+            if ctx.probe is not None:  # regrow: keep the top candidates, free the rest now
+                ctx.probe.add(grad_canonical, indices)
+            if ctx.needs_input_grad[1]:
+                grad_weight = grad_canonical.t() if ctx.transposed else grad_canonical
+            del grad_canonical
         if ctx.needs_input_grad[0]:
             effective = canonical.clone(memory_format=torch.contiguous_format)
             effective.view(-1).index_add_(0, indices, values.to(effective.dtype))
@@ -91,7 +97,35 @@ class SparseDeltaLinear(torch.autograd.Function):
             x2 = x.reshape(-1, x.shape[-1])
             grad_values = _sddmm_values(g2, x2, crow, cols, tuple(canonical.shape))
             grad_values = grad_values.to(values.dtype)
-        return grad_x, grad_weight, None, grad_values, None, None, None, None
+        return grad_x, grad_weight, None, grad_values, None, None, None, None, None
+
+
+class RegrowProbe:
+    """What an armed sparse delta collects in one step's backward (schedule "regrow"): the
+    `count` positions it does not keep where |∂L/∂W| is largest, summed over micro-batches
+    (each micro-batch contributes its own top `count`)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.positions: torch.Tensor | None = None  # flat positions, best first
+        self.scores: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def add(self, grad: torch.Tensor, kept: torch.Tensor) -> None:
+        """Fold in one micro-batch's dense gradient of the canonical (out, in) weight."""
+        scores = grad.abs().flatten().float()
+        scores[kept] = -math.inf  # a kept position is never a candidate
+        take = min(self.count, scores.numel() - kept.numel())
+        top = torch.topk(scores, take)
+        positions, values = top.indices, top.values
+        if self.positions is not None:
+            positions, inverse = torch.unique(torch.cat([self.positions, positions]),
+                                              return_inverse=True)
+            values = torch.zeros(positions.numel(), device=values.device).scatter_add_(
+                0, inverse, torch.cat([self.scores, values]))
+            top = torch.topk(values, take)
+            positions, values = positions[top.indices], top.values
+        self.positions, self.scores = positions, values
 
 
 class SparseDelta(nn.Module):
@@ -105,6 +139,7 @@ class SparseDelta(nn.Module):
         self.register_buffer("crow", torch.zeros(shape[0] + 1, dtype=torch.long, device=device))
         self.register_buffer("cols", torch.zeros(0, dtype=torch.long, device=device))
         self.register_buffer("merged_original", None)  # base values at indices while merged
+        self.probe: RegrowProbe | None = None  # armed by the "regrow" schedule for one step
 
     @property
     def merged(self) -> bool:
@@ -112,19 +147,56 @@ class SparseDelta(nn.Module):
 
     def set_positions(self, positions: torch.Tensor) -> None:
         """positions: sorted unique flat indices into the canonical (out, in) weight."""
+        self._index(positions)
+        self.values = nn.Parameter(torch.zeros(self.indices.numel(), dtype=self.values.dtype,
+                                               device=self.indices.device))
+
+    def _index(self, positions: torch.Tensor) -> None:
         device = self.indices.device
         positions = positions.to(device=device, dtype=torch.long)
         self.indices = positions
         self.cols = positions % self.shape[1]
         counts = torch.bincount(positions // self.shape[1], minlength=self.shape[0])
         self.crow = torch.cat([torch.zeros(1, dtype=torch.long, device=device), counts.cumsum(0)])
-        self.values = nn.Parameter(torch.zeros(positions.numel(), dtype=self.values.dtype,
-                                               device=device))
+
+    def arm_regrow(self, count: int) -> None:
+        """Collect `count` regrowth candidates in the next backward (0: disarm)."""
+        self.probe = RegrowProbe(count) if count > 0 else None
+
+    @torch.no_grad()
+    def apply_regrow(self, optimizer_state: dict | None) -> bool:
+        """Drop the kept positions of smallest |value| and regrow as many at the probe's
+        candidates (after an optimizer step); the values and their optimizer state follow
+        their positions, regrown ones start at zero. False if there was nothing to do."""
+        probe, self.probe = self.probe, None
+        if probe is None or probe.positions is None or self.merged:
+            return False
+        count = min(probe.count, probe.positions.numel(), self.values.numel())
+        if count == 0:
+            return False
+        order = torch.sort(self.values.abs(), stable=True).indices
+        kept_slots = order[count:].sort().values
+        positions = torch.cat([self.indices[kept_slots], probe.positions[:count]])
+        positions, arrangement = torch.sort(positions)
+        source = torch.cat([kept_slots, kept_slots.new_full((count,), -1)])[arrangement]
+
+        def follow(tensor: torch.Tensor) -> torch.Tensor:
+            moved = torch.zeros_like(tensor)
+            moved[source >= 0] = tensor[source[source >= 0]]
+            return moved
+
+        for value in (optimizer_state or {}).values():
+            if torch.is_tensor(value) and value.shape == self.values.shape:
+                value.copy_(follow(value))
+        self.values.copy_(follow(self.values))
+        self._index(positions)
+        return True
 
     def linear(self, x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
         """y = layer(x) with this delta added to the layer's weight."""
+        probe = self.probe if torch.is_grad_enabled() else None
         return SparseDeltaLinear.apply(x, layer.weight, layer.bias, self.values, self.indices,
-                                       self.crow, self.cols, is_conv1d(layer))
+                                       self.crow, self.cols, is_conv1d(layer), probe)
 
     def delta_dense(self) -> torch.Tensor:
         """Δ as a dense (out, in) tensor (for tests and hand checks)."""

@@ -207,6 +207,8 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
         if patience is not None and state["bad_evals"] >= patience:
             state["stopped"] = True
 
+    if isinstance(unwrapped, AdaptedModel):
+        unwrapped.resume_schedule(state["step"], total_steps)
     model.train()
     while not state["stopped"] and state["step"] < total_steps and state["epoch"] < config.epochs:
         order = _epoch_order(len(train_examples), config.seed, state["epoch"])

@@ -11,11 +11,13 @@ from ..masked import MaskedWeight
 
 
 class Schedule(Protocol):
-    """Per-adapter mask schedule. `weights` maps stable tensor names to `MaskedWeight`s."""
+    """Per-adapter mask schedule. `weights` maps stable tensor names to `MaskedWeight`s,
+    `deltas` to the adapter's sparse deltas (whose positions a schedule may move)."""
 
     final_from_prune_end: bool  # False: final from the start ("init"); True: from prune_end
 
-    def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight]) -> None: ...
+    def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight],
+                 deltas: dict | None = None) -> None: ...
 
     def start(self) -> None:
         """Called once at attach, after any init-time masks were applied."""
@@ -25,6 +27,9 @@ class Schedule(Protocol):
 
     def regularization(self) -> torch.Tensor | None:
         """A term to add to the training loss, or None."""
+
+    def resume(self, step: int, total_steps: int) -> None:
+        """Called when training starts or resumes after optimizer step `step` (0: fresh)."""
 
     def finalize(self) -> None:
         """Make the masks final at exactly the configured density; drop training-only state."""

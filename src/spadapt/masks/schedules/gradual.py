@@ -15,7 +15,8 @@ from .base import cubic_density
 class GradualSchedule:
     final_from_prune_end = True  # masks reach the final density at prune_end
 
-    def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight]) -> None:
+    def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight],
+                 deltas: dict | None = None) -> None:
         self.config = config
         self.weights = weights
         self.current_density = 1.0
@@ -42,6 +43,9 @@ class GradualSchedule:
 
     def regularization(self):
         return None
+
+    def resume(self, step: int, total_steps: int) -> None:
+        pass
 
     def finalize(self) -> None:
         if self.current_density != self.config.density or any(

@@ -9,7 +9,8 @@ from ..masked import MaskedWeight
 class InitSchedule:
     final_from_prune_end = False  # the masks are final from attach on
 
-    def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight]) -> None:
+    def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight],
+                 deltas: dict | None = None) -> None:
         self.config = config
         self.weights = weights
 
@@ -21,6 +22,9 @@ class InitSchedule:
 
     def regularization(self):
         return None
+
+    def resume(self, step: int, total_steps: int) -> None:
+        pass
 
     def finalize(self) -> None:
         pass

@@ -21,7 +21,8 @@ from ..masked import MaskedWeight, expected_l0
 class LearnedSchedule:
     final_from_prune_end = True  # masks reach the final density at prune_end
 
-    def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight]) -> None:
+    def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight],
+                 deltas: dict | None = None) -> None:
         self.config = config
         self.weights = weights
         self.total = sum(w.weight.numel() for w in weights.values())
@@ -69,6 +70,9 @@ class LearnedSchedule:
         for name, weight in gated.items():
             weight.fold_gates()
             weight.set_mask(masks[name])
+
+    def resume(self, step: int, total_steps: int) -> None:
+        pass
 
     def finalize(self) -> None:
         self.harden()

@@ -1,0 +1,79 @@
+""""regrow": a sparse delta's positions are dropped and regrown during training (SpIEL, Ansell
+et al. 2024, "Scaling Sparse Fine-Tuning to Large Language Models"; the schedule of RigL,
+Evci et al. 2020).
+
+Every `regrow_every` optimizer steps before `prune_end`, each sparse delta drops the fraction
+f_t of its kept positions whose values moved least (smallest |Δ|) and regrows as many at the
+positions not kept where the loss gradient of the frozen weight is largest in magnitude on
+that step's batch (summed over its micro-batches); regrown values start at zero with zero
+Adam moments, as do the dropped ones' slots. f_t = regrow_fraction · (1 + cos(π t / T)) / 2
+with T = prune_end × total steps, so the positions settle before training ends.
+
+Each layer keeps its own number of positions (the one chosen at init, global or per layer),
+so the budget is exact at every step and the trained tensors keep their shapes: the optimizer
+holds the same parameters throughout. How it runs: after step t - 1 this schedule arms each
+delta for step t; during step t's backward an armed delta forms its weight's dense gradient
+once, keeps only its top candidates and frees it (no dense gradient outlives the layer's
+backward, none is kept between steps); the optimizer hook of `keep_pruned_at_zero` then moves
+the positions and their optimizer state. Cost: on a regrow step only, one dense weight-gradient
+product per adapted layer, what a full fine-tuning step pays for it.
+
+Positions live in the adapter's buffers, so checkpoints carry them; `resume` re-arms a delta
+whose next step regrows. One process only: with several, each would regrow on its own batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ...config import AdapterConfig
+from ...errors import SpadaptError
+from ..masked import MaskedWeight
+
+
+class RegrowError(SpadaptError):
+    """The regrow schedule cannot run as asked."""
+
+
+class RegrowSchedule:
+    final_from_prune_end = True  # positions move until prune_end, then stay
+
+    def __init__(self, config: AdapterConfig, weights: dict[str, MaskedWeight],
+                 deltas: dict | None = None) -> None:
+        self.config = config
+        self.deltas = deltas or {}  # storage key -> SparseDelta (its positions move)
+
+    def fraction(self, step: int, total_steps: int) -> float:
+        """f_t: the share of each delta's positions replaced at step `step` (0 if none)."""
+        end = round(self.config.prune_end * total_steps)
+        if step % self.config.regrow_every != 0 or step >= end or step < 1:
+            return 0.0
+        return self.config.regrow_fraction * (1 + math.cos(math.pi * step / end)) / 2
+
+    def _arm(self, step: int, total_steps: int) -> None:
+        fraction = self.fraction(step, total_steps)
+        if fraction > 0 and torch.distributed.is_available() and \
+                torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            raise RegrowError("schedule 'regrow' runs in one process only: with several, each "
+                              "would regrow on its own batch; use schedule 'init' to train "
+                              "on several processes")
+        for delta in self.deltas.values():
+            delta.arm_regrow(round(fraction * delta.values.numel()))
+
+    def start(self) -> None:
+        pass
+
+    def step(self, step: int, total_steps: int) -> None:
+        self._arm(step + 1, total_steps)
+
+    def resume(self, step: int, total_steps: int) -> None:
+        self._arm(step + 1, total_steps)
+
+    def regularization(self) -> torch.Tensor | None:
+        return None
+
+    def finalize(self) -> None:
+        for delta in self.deltas.values():
+            delta.arm_regrow(0)
