@@ -60,6 +60,7 @@ class Entry:
     learning_rate: float  # AdamW peak learning rate of the method's recipe
     head_learning_rate: float | None = None  # the recipe's head learning rate
     by_default: bool = True  # run when --methods is not given (variants run only when named)
+    calibration_batches: int = 2  # batches of training rows handed to data-driven scorers
 
 
 def _lora_layers(base: nn.Module, names: tuple[str, ...]) -> list[nn.Linear]:
@@ -177,6 +178,19 @@ def entries(base: nn.Module) -> list[Entry]:
                "attention and the FFN blocks' LayerNorms (2 per layer)",
                {"target_modules": [r"(?:^|\.)layer\.\d+\.(?:attention\.)?output$"],
                 "bottleneck": round(sparse_r / 2)}))],
+        # Position selection for the sparse delta beyond one-shot magnitude (issue 14), at the
+        # same budget and rate: FISH's Fisher scores on 512 training rows, and SpIEL-style
+        # drop-and-regrow every 20 steps (30% of positions at first, decaying to 0 at 70%).
+        Entry("sparse_delta+fisher", "variants",
+              f"spadapt sparse_delta (density {density:.4f}), Fisher on 512 rows",
+              _spadapt({"method": "sparse_delta", "density": density, "scorer": "fisher",
+                        "score_batches": 16}, "sparse_delta"), **rates("sparse_delta"),
+              by_default=False, calibration_batches=16),
+        Entry("sparse_delta+regrow", "variants",
+              f"spadapt sparse_delta (density {density:.4f}), magnitude, regrow every 20 steps",
+              _spadapt({"method": "sparse_delta", "density": density, "scorer": "magnitude",
+                        "schedule": "regrow", "regrow_every": 20, "regrow_fraction": 0.3},
+                       "sparse_delta"), **rates("sparse_delta"), by_default=False),
         Entry("claim_dense_r64", "claims", "dense adapter r=64",
               _spadapt({**pfeiffer, "bottleneck": 64, "density": 1.0}, "adapter"),
               **rates("adapter")),
@@ -241,7 +255,7 @@ def run_one(entry: Entry, dataset: str, seed: int, options: argparse.Namespace) 
     task = ClassificationTask(AutoTokenizer.from_pretrained(path, local_files_only=True),
                               list(split.labels), SEQUENCE_LENGTH)
     calibration = [task.collate(train_rows[i * BATCH_SIZE : (i + 1) * BATCH_SIZE])
-                   for i in range(2)]
+                   for i in range(entry.calibration_batches)]
     model = entry.build(load_seeded_base(task, path, seed), list(split.labels), calibration,
                         seed)
     config = TrainConfig(learning_rate=entry.learning_rate,
