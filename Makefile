@@ -54,7 +54,7 @@ demo: venv
 	$(VENV)/bin/spadapt poc --data builtin:rotten_tomatoes --budget quick --out runs/poc
 
 # The benchmark suite on the real MiniLM and data (about 1.5 h on 2 cores; parts one by one:
-# `python -m benchmarks step|storage|inference|accuracy|markdown`); rewrites BENCHMARKS.md.
+# `python -m benchmarks step|storage|inference|selection|accuracy|markdown`); rewrites BENCHMARKS.md.
 bench: venv
 	$(PY) -m benchmarks all
 

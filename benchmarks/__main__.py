@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-PARTS = ("step", "storage", "inference", "accuracy", "markdown")
+PARTS = ("step", "storage", "inference", "selection", "accuracy", "markdown")
 
 
 def main() -> None:

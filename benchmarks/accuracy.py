@@ -179,13 +179,19 @@ def entries(base: nn.Module) -> list[Entry]:
                {"target_modules": [r"(?:^|\.)layer\.\d+\.(?:attention\.)?output$"],
                 "bottleneck": round(sparse_r / 2)}))],
         # Position selection for the sparse delta beyond one-shot magnitude (issue 14), at the
-        # same budget and rate: FISH's Fisher scores on 512 training rows, and SpIEL-style
-        # drop-and-regrow every 20 steps (30% of positions at first, decaying to 0 at 70%).
+        # same budget and rate: FISH's Fisher scores on 512 training rows (over all layers, as
+        # FISH, and per layer), and SpIEL-style drop-and-regrow every 20 steps (30% of
+        # positions at first, decaying to 0 at 70% of training).
         Entry("sparse_delta+fisher", "variants",
               f"spadapt sparse_delta (density {density:.4f}), Fisher on 512 rows",
               _spadapt({"method": "sparse_delta", "density": density, "scorer": "fisher",
                         "score_batches": 16}, "sparse_delta"), **rates("sparse_delta"),
               by_default=False, calibration_batches=16),
+        Entry("sparse_delta+fisher_layer", "variants",
+              f"spadapt sparse_delta (density {density:.4f} in each layer), Fisher on 512 rows",
+              _spadapt({"method": "sparse_delta", "density": density, "scorer": "fisher",
+                        "score_batches": 16, "budget": "layer"}, "sparse_delta"),
+              **rates("sparse_delta"), by_default=False, calibration_batches=16),
         Entry("sparse_delta+regrow", "variants",
               f"spadapt sparse_delta (density {density:.4f}), magnitude, regrow every 20 steps",
               _spadapt({"method": "sparse_delta", "density": density, "scorer": "magnitude",

@@ -262,6 +262,60 @@ def accuracy_section(result: dict, main: bool = True) -> list[str]:
     return lines + [""]
 
 
+SELECTION_BASELINES = ("sparse_delta", "full", "lora")  # what the selection variants face
+
+
+def paired_difference(runs: dict, dataset: str, name: str, other: str
+                      ) -> tuple[float, float, int] | None:
+    """(mean, paired standard error, seeds) of accuracy(name) − accuracy(other) over the seeds
+    both ran on `dataset` (standard error nan for one seed); None if they share none."""
+    seeds = sorted({key.rsplit("/", 1)[1] for key in runs
+                    if key.startswith(f"{dataset}/{name}/")}
+                   & {key.rsplit("/", 1)[1] for key in runs
+                      if key.startswith(f"{dataset}/{other}/")})
+    if not seeds:
+        return None
+    differences = [runs[f"{dataset}/{name}/{seed}"]["accuracy"]
+                   - runs[f"{dataset}/{other}/{seed}"]["accuracy"] for seed in seeds]
+    error = (statistics.stdev(differences) / math.sqrt(len(differences))
+             if len(differences) > 1 else math.nan)
+    return statistics.mean(differences), error, len(differences)
+
+
+def _points(difference: tuple[float, float, int] | None) -> str:
+    if difference is None:
+        return "–"
+    mean, error, seeds = difference
+    spread = "" if math.isnan(error) else f" ± {100 * error:.2f}"
+    return f"{100 * mean:+.2f}{spread} ({seeds})"
+
+
+def selection_section(result: dict) -> list[str]:
+    """The sparse delta's position-selection variants (`sparse_delta+...`) of a longer
+    accuracy run, as paired differences per seed against sparse_delta, full and LoRA."""
+    runs = result["runs"]
+    variants = [name for name in result["settings"]["methods"]
+                if name.startswith("sparse_delta+")
+                and any(key.split("/")[1] == name for key in runs)]
+    if not variants:
+        return []
+    lines = [f"## Position selection for the sparse delta ({training_steps(result)} steps)", "",
+             "The same runs as the table above. Differences in accuracy points, paired by seed: "
+             "mean ± standard error of the per-seed differences (seeds).", "",
+             "| dataset | method | accuracy | − sparse_delta | − full | − LoRA |",
+             "|---|---|---|---|---|---|"]
+    for dataset, table in result["summary"].items():
+        for name in ("sparse_delta", *variants):
+            if name not in table:
+                continue
+            entry = table[name]
+            cells = [_points(paired_difference(runs, dataset, name, other))
+                     if other != name else "–" for other in SELECTION_BASELINES]
+            lines.append(f"| {dataset} | {name} | {entry['mean']:.4f} ({entry['seeds']}) | "
+                         + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def _accuracy_plot(summary: dict, values: dict, methods: dict) -> None:
     """Mean accuracy against trained non-zero values (log x), one panel per dataset."""
     import matplotlib
@@ -473,6 +527,7 @@ def generated() -> str:
         lines += accuracy_section(accuracy)
     for result in _longer_accuracy_results():
         lines += accuracy_section(result, main=False)
+        lines += selection_section(result)
     for result in _sweep_results():
         lines += sweep_section(result)
     lines += poc_section()

@@ -427,3 +427,32 @@ def test_head_only_reference_trains_the_new_head_and_nothing_else(bert) -> None:
         optimizer.zero_grad()
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed == {"classifier.weight", "classifier.bias"}
+
+
+def test_selection_section_pairs_each_variant_with_its_baselines_by_seed() -> None:
+    from benchmarks import markdown
+
+    accuracy = {("rt", "sparse_delta"): [0.80, 0.82], ("rt", "full"): [0.83, 0.84],
+                ("rt", "lora"): [0.81, 0.80], ("rt", "sparse_delta+regrow"): [0.81, 0.85]}
+    runs = {f"{d}/{name}/{seed}": {"accuracy": value, "nonzero_values": 10, "steps": 16}
+            for (d, name), values in accuracy.items() for seed, value in enumerate(values)}
+    runs["rt/sparse_delta+regrow/2"] = {"accuracy": 0.5, "nonzero_values": 10,
+                                        "steps": 16}  # no pair
+    result = {"runs": runs, "settings": {"epochs": 1, "train_rows": 256, "batch_size": 32,
+                                         "methods": {n: {} for _, n in accuracy}},
+              "summary": {"rt": {"sparse_delta": {"mean": 0.81, "seeds": 2},
+                                 "sparse_delta+regrow": {"mean": 0.72, "seeds": 3}}}}
+    assert markdown.paired_difference(runs, "rt", "sparse_delta+regrow", "sparse_delta") == \
+        pytest.approx((0.02, 0.01, 2))
+    assert markdown.paired_difference(runs, "rt", "sparse_delta+regrow", "nothing") is None
+    lines = markdown.selection_section(result)
+    assert lines[0] == "## Position selection for the sparse delta (16 steps)"
+    row = next(line for line in lines if "| sparse_delta+regrow |" in line)
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    # vs sparse_delta: +1, +3 points; vs full: -2, +1; vs LoRA: 0, +5
+    assert cells == ["rt", "sparse_delta+regrow", "0.7200 (3)", "+2.00 ± 1.00 (2)",
+                     "-0.50 ± 1.50 (2)", "+2.50 ± 2.50 (2)"]
+    baseline = next(line for line in lines if "| sparse_delta |" in line)
+    assert [c.strip() for c in baseline.strip("|").split("|")][3] == "–"
+    assert markdown.selection_section({**result, "settings": {
+        **result["settings"], "methods": {"sparse_delta": {}}}}) == []
