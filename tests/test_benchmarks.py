@@ -390,8 +390,8 @@ def test_sweep_chooses_on_validation_and_reports_the_evaluation_rows(tmp_path,
             (("full", 1), ("full", 2), ("lora", 1), ("lora", 2))] == ["✓", "", "", "✓"]
 
 
-def test_sparse_configurations_keep_the_matched_budget_and_run_only_when_named() -> None:
-    from benchmarks.accuracy import entries, nonzero_values
+def test_variants_keep_their_methods_matched_budget_and_run_only_when_named() -> None:
+    from benchmarks.accuracy import entries, method_of, nonzero_values
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)  # MiniLM's shapes (384 wide, 6 layers), a small vocabulary
@@ -400,14 +400,15 @@ def test_sparse_configurations_keep_the_matched_budget_and_run_only_when_named()
         intermediate_size=1536, num_labels=2))
     listed = {entry.name: entry for entry in entries(base)}
     variants = [name for name, entry in listed.items() if not entry.by_default]
-    assert variants and all(name.startswith("sparse+") for name in variants)
+    assert {method_of(name) for name in variants} == {"sparse", "sparse_delta"}
+    assert all(listed[method_of(name)].by_default for name in variants)
     batch = make_batch("bert", rows=4, length=8)
     batch["labels"] = batch["labels"] % 2
     values = {name: nonzero_values(listed[name].build(copy.deepcopy(base), ["a", "b"],
                                                       [batch], 0))
-              for name in ["sparse", *variants]}
+              for name in ["sparse", "sparse_delta", *variants]}
     for name in variants:
-        assert abs(values[name] / values["sparse"] - 1) < 0.03, (name, values)
+        assert abs(values[name] / values[method_of(name)] - 1) < 0.03, (name, values)
 
 
 def test_head_only_reference_trains_the_new_head_and_nothing_else(bert) -> None:
