@@ -17,6 +17,7 @@ their mask schedule, as `spadapt.train` does.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,9 +123,13 @@ def label_names(base: nn.Module) -> list[str]:
     return [base.config.id2label[i] for i in range(base.config.num_labels)]
 
 
-def _recipe_builder(recipe: str) -> Callable[[nn.Module, list[dict]], nn.Module]:
+def recipe_builder(recipe: str, **adapter) -> Callable[[nn.Module, list[dict]], nn.Module]:
+    """A builder of builtin recipe `recipe`, with `adapter` settings over its own."""
     def build(base: nn.Module, calibration: list[dict]) -> nn.Module:
-        return build_model(load_recipe(recipe), base, label_names(base), calibration, seed=0)
+        template = load_recipe(recipe)
+        if adapter:
+            template = dataclasses.replace(template, adapter={**template.adapter, **adapter})
+        return build_model(template, base, label_names(base), calibration, seed=0)
 
     build.__name__ = f"build_{recipe}"
     return build
@@ -133,17 +138,17 @@ def _recipe_builder(recipe: str) -> Callable[[nn.Module, list[dict]], nn.Module]
 # name -> (description, builder(base, calibration batches) -> model to train)
 COMPETITORS: dict[str, tuple[str, Callable[[nn.Module, list[dict]], nn.Module]]] = {
     "floor": ("frozen-base floor (head only, backward to the inputs)", build_floor),
-    "full": ("full fine-tuning", _recipe_builder("full")),
-    "lora": ("PEFT LoRA r=8 (query/key/value/dense)", _recipe_builder("lora")),
+    "full": ("full fine-tuning", recipe_builder("full")),
+    "lora": ("PEFT LoRA r=8 (query/key/value/dense)", recipe_builder("lora")),
     "shira": ("PEFT SHiRA (all linear layers, ~1% values)", build_shira),
     "supertuning": ("PEFT Super-Tuning (all linear layers, 1%)", build_supertuning),
-    "adapter": ("spadapt dense adapter (Pfeiffer r=64)", _recipe_builder("adapter")),
-    "sparse": ("spadapt sparse adapter (r=64, SNIP, density 0.2)", _recipe_builder("sparse")),
+    "adapter": ("spadapt dense adapter (Pfeiffer r=64)", recipe_builder("adapter")),
+    "sparse": ("spadapt sparse adapter (r=64, SNIP, density 0.2)", recipe_builder("sparse")),
     "large_sparse": ("spadapt large-sparse (r=320, SNIP, density 0.2)",
-                     _recipe_builder("large_sparse")),
-    "l0": ("spadapt learned mask (L0 gates, r=64)", _recipe_builder("l0")),
+                     recipe_builder("large_sparse")),
+    "l0": ("spadapt learned mask (L0 gates, r=64)", recipe_builder("l0")),
     "sparse_delta": ("spadapt sparse_delta (density 0.01, all linear layers)",
-                     _recipe_builder("sparse_delta")),
+                     recipe_builder("sparse_delta")),
 }
 
 
@@ -152,8 +157,16 @@ def make_trainee(name: str, base: nn.Module, calibration: list[dict],
     """Competitor `name` built on a copy of `base`, with its optimizer."""
     if name not in COMPETITORS:
         raise KeyError(f"unknown competitor {name!r}; known: {list(COMPETITORS)}")
+    return trainee_from(name, COMPETITORS[name][1], base, calibration, learning_rate)
+
+
+def trainee_from(name: str, build: Callable[[nn.Module, list[dict]], nn.Module],
+                 base: nn.Module, calibration: list[dict],
+                 learning_rate: float = 1e-3) -> Trainee:
+    """`build` on a copy of `base` (seed 0), in training mode, with AdamW over what it trains
+    (and, for spadapt models, masks kept at zero and positions moved after each step)."""
     torch.manual_seed(0)
-    model = COMPETITORS[name][1](copy.deepcopy(base), calibration)
+    model = build(copy.deepcopy(base), calibration)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=learning_rate)

@@ -5,9 +5,10 @@ frozen-base floor, the `sparse_delta` recipe (magnitude at init), the same with 
 on 16 calibration batches (512 rows), and with schedule `regrow` every 20 steps. One timed call
 is one regrowth cycle, 20 training steps on the same real batch (32 × 64 tokens), so a regrow
 competitor's figure holds its one regrowth step with the 19 plain ones: the average over a
-run. Selection at attach is timed once per competitor (building the model from the base,
-scoring included) and reported amortized over a run of 256 steps (the accuracy benchmark's)
-and over one `--budget standard` epoch of Rotten Tomatoes (319 steps).
+run. Selection at attach is timed once per competitor (building the model from a copy of the
+base, scoring included; the floor's build, copy and head only, is subtracted) and reported
+amortized over a run of 256 steps (the accuracy benchmark's) and over one `--budget standard`
+epoch of Rotten Tomatoes (319 steps).
 
     python -m benchmarks selection [--rounds 5]
 """
@@ -15,15 +16,7 @@ and over one `--budget standard` epoch of Rotten Tomatoes (319 steps).
 from __future__ import annotations
 
 import argparse
-import copy
-import dataclasses
 import time
-
-import torch
-
-from spadapt.masks import keep_pruned_at_zero
-from spadapt.poc import build_model
-from spadapt.recipe import load_recipe
 
 from .common import (
     BATCH_SIZE,
@@ -33,48 +26,38 @@ from .common import (
     ratio_summary,
     write_result,
 )
-from .competitors import Trainee, build_floor, label_names
+from .competitors import Trainee, build_floor, recipe_builder, trainee_from
 
 CYCLE_STEPS = 20  # the regrow variant's regrow_every: one timed call is one cycle
 FISHER_BATCHES = 16  # 512 calibration rows
 RUN_LENGTHS = {"accuracy benchmark (256 steps)": 256,
                "standard budget, one Rotten Tomatoes epoch (319 steps)": 319}
-VARIANTS = {  # name -> (description, adapter settings over the sparse_delta recipe's)
-    "sparse_delta": ("sparse_delta recipe (density 0.01, magnitude at init)", {}),
+BUILDERS = {  # name -> (description, builder(base, calibration batches))
+    "floor": ("frozen-base floor", build_floor),
+    "sparse_delta": ("sparse_delta recipe (density 0.01, magnitude at init)",
+                     recipe_builder("sparse_delta")),
     "sparse_delta_fisher": ("sparse_delta, Fisher scores on 512 rows at init",
-                            {"scorer": "fisher", "score_batches": FISHER_BATCHES}),
+                            recipe_builder("sparse_delta", scorer="fisher",
+                                           score_batches=FISHER_BATCHES)),
     "sparse_delta_regrow": ("sparse_delta, magnitude at init, regrow every 20 steps (30%)",
-                            {"schedule": "regrow", "regrow_every": CYCLE_STEPS,
-                             "regrow_fraction": 0.3}),
+                            recipe_builder("sparse_delta", schedule="regrow",
+                                           regrow_every=CYCLE_STEPS, regrow_fraction=0.3)),
 }
 
 
-def _trainee(name: str, base, calibration: list[dict]) -> tuple[Trainee, float]:
-    """(trainee, seconds its model took to build, selection included)."""
-    torch.manual_seed(0)
-    copied = copy.deepcopy(base)
+def _timed_trainee(name: str, base, calibration: list[dict]) -> tuple[Trainee, float]:
+    """(trainee, seconds it took to build: copying the base, scoring included)."""
     started = time.perf_counter()
-    if name == "floor":
-        model = build_floor(copied, calibration)
-    else:
-        template = load_recipe("sparse_delta")
-        recipe = dataclasses.replace(template, adapter={**template.adapter, **VARIANTS[name][1]})
-        model = build_model(recipe, copied, label_names(copied), calibration, seed=0)
-    seconds = time.perf_counter() - started
-    model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    if name != "floor":
-        keep_pruned_at_zero(model, optimizer)
-        model.resume_schedule(0, 10_000)
-    return Trainee(name, model, optimizer), seconds
+    trainee = trainee_from(name, BUILDERS[name][1], base, calibration)
+    return trainee, time.perf_counter() - started
 
 
 def run(rounds: int) -> dict:
     base = load_base()
     calibration = [base.batch(i) for i in range(FISHER_BATCHES)]
     batch = base.batch(0)
-    names = ["floor", *VARIANTS]
-    built = {name: _trainee(name, base.model, calibration) for name in names}
+    names = list(BUILDERS)
+    built = {name: _timed_trainee(name, base.model, calibration) for name in names}
     trainees = {name: trainee for name, (trainee, _) in built.items()}
     series = interleaved({name: (lambda t=t: [t.step(batch) for _ in range(CYCLE_STEPS)])
                           for name, t in trainees.items()}, rounds=rounds, warmup=0, repeats=1)
@@ -86,7 +69,7 @@ def run(rounds: int) -> dict:
         extra_build = build_seconds - built["floor"][1]
         step = cycle["median"] / CYCLE_STEPS
         results[name] = {
-            "description": "frozen-base floor" if name == "floor" else VARIANTS[name][0],
+            "description": BUILDERS[name][0],
             "cycle_seconds": cycle, "step_seconds": step,
             "ratio_to_floor": ratio_summary(series[name], series["floor"]),
             "build_seconds": build_seconds,

@@ -543,19 +543,20 @@ class AdaptedModel(nn.Module):
         """Load an adapter directory into this model under `adapter_name` (default: the saved
         name); returns the name. Verified before the model is touched; never half-loaded."""
         directory = Path(path)
-        config, manifest, tensors, saved_name = storage.read_adapter_dir(directory)
-        name = adapter_name or saved_name
+        stored = storage.read_adapter_dir(directory)
+        name = adapter_name or stored.adapter_name
         self._check_new_name(name)
-        check_fingerprint(manifest.get("base_model", {}),
-                          self.fingerprint(manifest.get("excluded_heads", [])),
+        check_fingerprint(stored.manifest.get("base_model", {}),
+                          self.fingerprint(stored.manifest.get("excluded_heads", [])),
                           directory / storage.MANIFEST_FILE)
-        self.add_stored_adapter(name, config, tensors, directory / storage.WEIGHTS_FILE)
+        self.add_stored_adapter(name, stored.config, stored.tensors,
+                                directory / storage.WEIGHTS_FILE)
         return name
 
     def add_stored_adapter(self, adapter_name: str, config: AdapterConfig,
                            tensors: dict[str, StoredTensor], source: str | Path) -> None:
         """Build `adapter_name`'s modules for `config` and load stored `tensors` into them
-        (as `storage.read_adapter_dir` returns them; `source` names them in errors). Its masks
+        (`storage.read_adapter_dir(...).tensors`; `source` names them in errors). Its masks
         are final and it is not activated. On any failure the adapter is removed again."""
         self._check_new_name(adapter_name)
         built = self._build(adapter_name, config)

@@ -1,8 +1,8 @@
 """Using a saved adapter: load it onto its base model, predict for texts, evaluate a file.
 
 The adapter directory records how to find its base (`base_model` in adapter_config.json, e.g.
-"builtin:minilm"); the fingerprint check in `spadapt.storage` guarantees it is the right one.
-The task is the one the directory records (`spadapt.storage.read_adapter_task`): a classifier
+"builtin:minilm"); the fingerprint check at load guarantees it is the right one. The task is
+the one the directory records (`spadapt.storage.read_adapter_dir(...).task`): a classifier
 (labels with probabilities; accuracy, macro-F1, confusion matrix) or a causal-LM adapter (greedy
 answers to prompts; response loss, perplexity and exact match on a prompt/response file).
 """
@@ -28,12 +28,12 @@ def load_adapted(adapter_dir: Path, model: str | None = None):
 
     from .assets import resolve_model
     from .model import load_adapter
-    from .storage import CONFIG_FILE, read_adapter_task
+    from .storage import read_adapter_dir
     from .tasks import CausalLMTask, ClassificationTask
 
-    stored = read_adapter_task(adapter_dir)
-    saved = json.loads((Path(adapter_dir) / CONFIG_FILE).read_text())
-    reference = model or saved.get("base_model")
+    saved = read_adapter_dir(adapter_dir)
+    stored = saved.task  # what the adapter's outputs are
+    reference = model or saved.base_model
     if not reference:
         raise PredictError(f"{adapter_dir} does not record its base model; pass --model")
     path = str(resolve_model(reference))

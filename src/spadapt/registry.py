@@ -147,14 +147,14 @@ def _adapter_files() -> tuple[str, ...]:
 def _inspect(directory: Path) -> _Blob:
     """Verify an adapter directory (storage.read_adapter_dir) and describe it."""
     # torch: only when an adapter is read
-    from .storage import MANIFEST_FILE, read_adapter_dir, read_adapter_task
+    from .storage import MANIFEST_FILE, read_adapter_dir
 
-    _, manifest, _, _ = read_adapter_dir(directory)
-    task = read_adapter_task(directory)
+    stored = read_adapter_dir(directory)
+    task = stored.task
     size = sum((directory / name).stat().st_size for name in _adapter_files())
     sha = hashlib.sha256((directory / MANIFEST_FILE).read_bytes()).hexdigest()
     return _Blob(sha, size, task.task, list(task.labels),
-                 dict(manifest.get("base_model") or {}))
+                 dict(stored.manifest.get("base_model") or {}))
 
 
 def _file_sha256(path: Path) -> str:

@@ -26,6 +26,7 @@ causal-LM adapter, as version 1 readers took them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import struct
@@ -169,7 +170,7 @@ def write_adapter_dir(path: str | Path, *, adapter_name: str, config: AdapterCon
     dtype = value_dtype(config, tensors, save_dtype)
     encoded, metadata, entries = encode_adapter(tensors, dtype)
     weights = safetensors.torch.save(encoded, metadata=metadata)
-    stored_config = AdapterConfig.from_dict({**config.to_dict(), "labels": list(task.labels)})
+    stored_config = dataclasses.replace(config, labels=list(task.labels))
     config_bytes = json.dumps({
         "format_version": FORMAT_VERSION,
         "spadapt_version": __version__,
@@ -301,8 +302,20 @@ def decode_adapter(data: bytes, path: Path) -> tuple[dict[str, StoredTensor], di
     return tensors, metadata
 
 
-def read_adapter_dir(path: str | Path) -> tuple[AdapterConfig, dict, dict[str, StoredTensor], str]:
-    """Verify and parse an adapter directory: (config, manifest, tensors, saved adapter name).
+@dataclass
+class StoredAdapter:
+    """An adapter directory as `read_adapter_dir` read and verified it."""
+
+    config: AdapterConfig  # labels included
+    manifest: dict  # manifest.json: checksums, base-model fingerprint, per-tensor entries
+    tensors: dict[str, StoredTensor]  # storage key -> kept values and positions
+    adapter_name: str  # the name it was saved under
+    task: AdapterTask  # what its outputs are
+    base_model: str | None  # how to find its base again (e.g. "builtin:minilm"), if recorded
+
+
+def read_adapter_dir(path: str | Path) -> StoredAdapter:
+    """Verify and parse an adapter directory (checksums, config, layout, positions).
 
     "seeded" tensors come back with positions None and their stored `positions_sha256`.
     """
@@ -313,11 +326,14 @@ def read_adapter_dir(path: str | Path) -> tuple[AdapterConfig, dict, dict[str, S
         if stored.seeded:
             stored.positions_sha256 = manifest.get("tensors", {}).get(key, {}).get(
                 "positions_sha256")
-    return config, manifest, tensors, saved.get("adapter_name", "default")
+    return StoredAdapter(config, manifest, tensors, saved.get("adapter_name", "default"),
+                         _task_of(saved, config, directory / CONFIG_FILE),
+                         saved.get("base_model"))
 
 
 def read_adapter_task(path: str | Path) -> AdapterTask:
-    """The task an adapter directory was saved for (verified like `read_adapter_dir`)."""
+    """The task an adapter directory was saved for: its checksums and config verified, its
+    tensors not decoded (cheaper than `read_adapter_dir`)."""
     directory = Path(path)
     config, _, _, saved = _read_verified(directory)
     return _task_of(saved, config, directory / CONFIG_FILE)

@@ -15,18 +15,19 @@ def inspect_adapter(
 ) -> None:
     """Verify an adapter directory and print its task, config, size and base model."""
     with exit_codes():
-        from ..storage import read_adapter_dir, read_adapter_task
+        from ..storage import read_adapter_dir
 
-        config, manifest, tensors, name = read_adapter_dir(adapter_dir)
-        task = read_adapter_task(adapter_dir)
+        stored = read_adapter_dir(adapter_dir)
+    manifest, task = stored.manifest, stored.task
     base = manifest.get("base_model", {})
-    typer.echo(f"adapter: {adapter_dir} (name {name!r}, format {manifest['format_version']})")
+    typer.echo(f"adapter: {adapter_dir} (name {stored.adapter_name!r}, format "
+               f"{manifest['format_version']})")
     labels = f" (labels: {', '.join(task.labels)})" if task.labels else ""
     typer.echo(f"task: {task.task}{labels}")
     typer.echo("config:")
-    for key, value in config.to_dict().items():
+    for key, value in stored.config.to_dict().items():
         typer.echo(f"  {key}: {json.dumps(value)}")
-    typer.echo(f"nnz: {manifest.get('nnz')} in {len(tensors)} tensors "
+    typer.echo(f"nnz: {manifest.get('nnz')} in {len(stored.tensors)} tensors "
                f"({manifest.get('value_dtype')} values)")
     typer.echo("files:")
     for path in sorted(p for p in adapter_dir.iterdir() if p.is_file()):

@@ -70,10 +70,7 @@ def read_entry(name: str, directory: str | Path, source: str, base: ServedBase) 
     if stored.task == "classification":
         return AdapterEntry(name, path, source, config.method, "classification",
                             stored.head_width, list(stored.labels))
-    if stored.task not in ("causal_lm", "adapter"):
-        raise ServeError(400, "wrong_task", f"adapter {name!r} ({path}) is a {stored.task} "
-                         "adapter; this server serves classification and causal-LM adapters")
-    if not base.causal:
+    if not base.causal:  # a causal-LM adapter, or one with no head of its own
         what = ("is a causal-LM adapter" if stored.task == "causal_lm" else
                 "has no head of its own (it was saved without labels or a language-model head)")
         raise ServeError(400, "wrong_task", f"adapter {name!r} ({path}) {what}, and the base "
