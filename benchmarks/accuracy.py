@@ -197,6 +197,20 @@ def entries(base: nn.Module) -> list[Entry]:
               _spadapt({"method": "sparse_delta", "density": density, "scorer": "magnitude",
                         "schedule": "regrow", "regrow_every": 20, "regrow_fraction": 0.3},
                        "sparse_delta"), **rates("sparse_delta"), by_default=False),
+        # LT-SFT: half of the steps dense (the dense delta at 1/100 of the rate, full
+        # fine-tuning's 1e-4), then the positions that moved most in each layer, reset to 0;
+        # for the bottleneck the dense adapter's half, then the entries that moved most,
+        # rewound to their initialisation.
+        Entry("sparse_delta+lottery", "variants",
+              f"spadapt sparse_delta (density {density:.4f} in each layer), lottery (LT-SFT)",
+              _spadapt({"method": "sparse_delta", "density": density, "scorer": "magnitude",
+                        "budget": "layer", "schedule": "lottery", "prune_end": 0.5},
+                       "sparse_delta"), **rates("sparse_delta"), by_default=False),
+        Entry("sparse+lottery", "variants",
+              f"spadapt sparse adapter r={sparse_r}, density 0.2, lottery (LT-SFT)",
+              _spadapt({**pfeiffer, "bottleneck": sparse_r, "density": 0.2, "scorer": "random",
+                        "schedule": "lottery", "prune_end": 0.5}, "sparse"),
+              **rates("sparse"), by_default=False),
         Entry("claim_dense_r64", "claims", "dense adapter r=64",
               _spadapt({**pfeiffer, "bottleneck": 64, "density": 1.0}, "adapter"),
               **rates("adapter")),

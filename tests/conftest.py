@@ -102,7 +102,7 @@ def _matrix() -> list[Case]:
             ("grasp", "init", 0.2), ("fisher", "init", 0.2), ("synflow", "init", 0.2),
             ("random", "init", 1.0),
             ("magnitude", "gradual", 0.2), ("random", "learned", 0.2),
-            ("random", "movement", 0.2),
+            ("random", "movement", 0.2), ("random", "lottery", 0.2),
         ]:
             cases.append(Case("bert", dict(method="bottleneck", placement=placement,
                                            scorer=scorer, schedule=schedule, density=density)))
@@ -116,6 +116,8 @@ def _matrix() -> list[Case]:
                                    budget="layer")))
     cases.append(Case("bert", dict(method="sparse_delta", scorer="magnitude", density=0.05,
                                    schedule="regrow", regrow_every=2, regrow_fraction=0.5)))
+    cases.append(Case("bert", dict(method="sparse_delta", scorer="magnitude", density=0.05,
+                                   schedule="lottery")))
     for family in ("llama", "gpt2"):
         for placement in ("pfeiffer", "houlsby", "parallel"):
             cases.append(Case(family, dict(method="bottleneck", placement=placement,
@@ -125,6 +127,8 @@ def _matrix() -> list[Case]:
         cases.append(Case(family, dict(method="sparse_delta", scorer="magnitude", density=0.05)))
         cases.append(Case(family, dict(method="sparse_delta", scorer="random", density=0.02)))
         cases.append(Case(family, dict(method="sparse_delta", scorer="fisher", density=0.02)))
+        cases.append(Case(family, dict(method="sparse_delta", scorer="random", density=0.05,
+                                       schedule="lottery")))
     return cases
 
 

@@ -20,7 +20,7 @@ from .helptext import described
 METHOD_NAMES = ("bottleneck", "sparse_delta")
 PLACEMENTS = ("pfeiffer", "houlsby", "parallel")
 SCORER_NAMES = ("random", "magnitude", "snip", "grasp", "fisher", "synflow")
-SCHEDULE_NAMES = ("init", "gradual", "learned", "movement", "regrow")
+SCHEDULE_NAMES = ("init", "gradual", "learned", "movement", "regrow", "lottery")
 BUDGETS = ("global", "layer")
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 SAVE_DTYPES = (None, "float32", "float16", "bfloat16")
@@ -45,8 +45,8 @@ class AdapterConfig:
     scorer: str = described(
         "random", help="which weights to keep: random|magnitude|snip|grasp|fisher|synflow")
     schedule: str = described(
-        "init", help="when masks are chosen: init|gradual|learned|movement (bottleneck), "
-        "init|regrow (sparse_delta)")
+        "init", help="when masks are chosen: init|gradual|learned|movement|lottery "
+        "(bottleneck), init|regrow|lottery (sparse_delta)")
     budget: str = described(
         "global", help='top-k over all tensors ("global") or per tensor ("layer")')
     large_sparse: bool = described(
@@ -68,14 +68,19 @@ class AdapterConfig:
     prune_start: float = described(
         0.1, help='"gradual"/"movement": fraction of training before pruning starts')
     prune_end: float = described(
-        0.7, help='"gradual"/"movement"/"learned": fraction of training when the final '
-        "density is reached (the rest fine-tunes under that mask)")
+        0.7, help='"gradual"/"movement"/"learned"/"regrow": fraction of training when the '
+        'final density is reached (the rest fine-tunes under that mask); "lottery": the '
+        "dense phase's share of training (LT-SFT: 0.5)")
     prune_every: int = described(10, help='"gradual"/"movement": steps between mask updates')
     regrow_every: int = described(
         20, help="schedule 'regrow': optimizer steps between drops and regrowths of positions")
     regrow_fraction: float = described(
         0.3, help="schedule 'regrow': share of each delta's positions replaced at the first "
         "regrowth, decaying (cosine) to 0 at prune_end")
+    dense_lr_scale: float = described(
+        0.01, help="schedule 'lottery', sparse_delta: the dense phase's learning rate as a "
+        "fraction of the training rate (dense fine-tuning wants about 1/100 of a sparse "
+        "delta's rate: 1e-4 against 1e-2 in the shipped recipes)")
     synflow_iterations: int = described(20, help='"synflow": pruning rounds (Tanaka et al. 2020)')
     score_batches: int = described(
         4, help="snip/grasp/fisher: calibration batches scored (the first this many given to "
@@ -110,14 +115,17 @@ class AdapterConfig:
             raise ConfigError("prune_every, synflow_iterations and score_batches must be >= 1")
         if self.l0_lambda < 0 or self.l0_beta <= 0:
             raise ConfigError("l0_lambda must be >= 0 and l0_beta > 0")
+        if not 0.0 < self.dense_lr_scale <= 1.0 or math.isnan(self.dense_lr_scale):
+            raise ConfigError(f"dense_lr_scale must be in (0, 1], got {self.dense_lr_scale}")
         if self.regrow_every < 1 or not 0.0 < self.regrow_fraction < 1.0:
             raise ConfigError("regrow_every must be >= 1 and regrow_fraction in (0, 1), got "
                               f"{self.regrow_every} and {self.regrow_fraction}")
         if self.method == "sparse_delta":
-            if self.schedule not in ("init", "regrow"):
+            if self.schedule not in ("init", "regrow", "lottery"):
                 raise ConfigError(
                     f"schedule {self.schedule!r} is not available for sparse_delta: its positions "
-                    "are chosen at init and stay (schedule='init') or move (schedule='regrow')"
+                    "are chosen at init and stay (schedule='init'), move (schedule='regrow'), "
+                    "or are chosen after a dense phase (schedule='lottery')"
                 )
             if self.scorer == "synflow":
                 raise ConfigError(
@@ -129,16 +137,18 @@ class AdapterConfig:
                                   "sparse_delta")
         elif self.schedule == "regrow":
             raise ConfigError("schedule 'regrow' moves the positions of a sparse delta; use "
-                              "method='sparse_delta' (bottleneck masks: gradual, movement or "
-                              "learned)")
+                              "method='sparse_delta' (bottleneck masks: gradual, movement, "
+                              "learned or lottery)")
         if self.schedule == "gradual" and self.scorer != "magnitude":
             raise ConfigError(
                 "schedule 'gradual' prunes by the magnitude of the trained weights: "
                 f"set scorer='magnitude' (got {self.scorer!r})"
             )
-        if self.schedule in ("learned", "movement") and self.scorer != "random":
+        chooses_own = self.schedule in ("learned", "movement") or (
+            self.schedule == "lottery" and self.method == "bottleneck")
+        if chooses_own and self.scorer != "random":
             raise ConfigError(
-                f"schedule {self.schedule!r} learns its own scores; leave scorer='random' "
+                f"schedule {self.schedule!r} chooses its own masks; leave scorer='random' "
                 f"(got {self.scorer!r})"
             )
         for name in ("target_modules", "modules_to_save"):

@@ -185,7 +185,7 @@ class AdaptedModel(nn.Module):
         """
         self._check_new_name(adapter_name)
         needs_data = SCORERS[config.scorer].needs_data
-        if needs_data and config.schedule == "init" and calibration is None:
+        if needs_data and scores_at_attach(config) and calibration is None:
             raise AdapterError(
                 f"scorer {config.scorer!r} needs calibration batches: "
                 "attach(..., calibration=[batch, ...]) with labels in each batch"
@@ -218,10 +218,7 @@ class AdaptedModel(nn.Module):
     def _choose_masks(self, adapter_name: str, config: AdapterConfig,
                       built: list[tuple[SiteWrapper, Any]],
                       calibration: Iterable[dict] | None) -> None:
-        needs_mask = config.method == "sparse_delta" or (
-            config.schedule == "init" and config.density < 1.0
-        )
-        if needs_mask:
+        if scores_at_attach(config):
             targets, owners = {}, {}
             for wrapper, module in built:
                 for local, tensor in module.score_targets(self._innermost(wrapper)).items():
@@ -361,6 +358,12 @@ class AdaptedModel(nn.Module):
         """Advance the active adapter's mask schedule after optimizer step `step` (1-based)."""
         if self.routing.active in self.schedules:
             self.schedules[self.routing.active].step(step, total_steps)
+
+    def after_optimizer_step(self, optimizer_state: dict) -> None:
+        """Let the active adapter's schedule act on the optimizer step just taken, with the
+        optimizer's state (called by the hook of `spadapt.masks.keep_pruned_at_zero`)."""
+        if self.routing.active in self.schedules:
+            self.schedules[self.routing.active].after_optimizer_step(optimizer_state)
 
     def resume_schedule(self, step: int, total_steps: int) -> None:
         """Tell the active adapter's schedule that training starts (step 0) or resumes after
@@ -587,6 +590,13 @@ def load_adapter(base_model: nn.Module, path: str | Path,
     name = model.load_adapter(path, adapter_name)
     model.set_adapter(name)
     return model
+
+
+def scores_at_attach(config: AdapterConfig) -> bool:
+    """Whether attaching `config` runs its scorer: a sparse delta's positions always are
+    chosen then (other schedules may move them later), a bottleneck's masks under "init"."""
+    return config.method == "sparse_delta" or (config.schedule == "init" and
+                                                config.density < 1.0)
 
 
 def attach(base_model: nn.Module, config: AdapterConfig, adapter_name: str = "default",

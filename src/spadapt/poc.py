@@ -105,10 +105,10 @@ def build_model(recipe: Recipe, base, labels: list[str], calibration: list[dict]
         task_type = "SEQ_CLS" if labels else "CAUSAL_LM"
         return get_peft_model(base, LoraConfig(task_type=task_type, **settings))
     from .masks import SCORERS
-    from .model import attach
+    from .model import attach, scores_at_attach
 
     config = recipe.adapter_config(labels=list(labels), seed=seed)
-    needs_data = config.schedule == "init" and SCORERS[config.scorer].needs_data
+    needs_data = scores_at_attach(config) and SCORERS[config.scorer].needs_data
     return attach(base, config, adapter_name="default",
                   calibration=calibration if needs_data else None)
 
@@ -145,15 +145,20 @@ def run_method(recipe: Recipe, task, split_train: list, split_eval: list, option
                    for i in range(batches) if i * 32 < len(split_train)]
     model = build_model(recipe, base, task.labels, calibration, options.seed)
     config = recipe.train_config(**train_overrides, seed=options.seed, progress=options.progress)
+    # what the optimizer holds at the start: a lottery schedule's dense phase holds more than
+    # the adapter keeps, and that is what its training cost
+    trained_at_start = count_parameters(recipe, model)["trainable_params"]
     started = time.perf_counter()
     result = train(model, task, split_train, split_eval, config, out_dir=directory / "run",
                    resume=options.resume)
     saved = save_method(recipe, model, directory, options.model)
     final = result.final_metrics
+    counts = count_parameters(recipe, model)
+    counts["trainable_params"] = max(counts["trainable_params"], trained_at_start)
     return {
         "name": recipe.name, "description": recipe.description, "kind": recipe.kind,
         "accuracy": final["accuracy"], "macro_f1": final["macro_f1"],
-        "eval_loss": final["loss"], **count_parameters(recipe, model),
+        "eval_loss": final["loss"], **counts,
         "adapter_bytes": directory_bytes(saved),
         "train_seconds": result.train_seconds,
         "step_seconds_median": result.step_seconds_median,

@@ -4,8 +4,9 @@ A forward through `weight * mask` already gives pruned entries zero gradient, an
 an entry that is zero with zero state at zero. When a schedule prunes in the middle of training
 the pruned entries still carry Adam moments, so `keep_pruned_at_zero` registers a post-step
 hook that zeroes the pruned entries of every masked weight and of its optimizer state. The same
-hook lets a sparse delta that the "regrow" schedule armed move its positions, with their
-values and Adam moments, once the step is taken (`MovablePositions`).
+hook then lets the model's active schedule act on the step just taken, with the optimizer's
+state in hand (`StepObserver`): "regrow" moves positions with their values and Adam moments,
+"lottery" ends its dense phase and drops that phase's optimizer state.
 """
 
 from __future__ import annotations
@@ -19,18 +20,16 @@ from .masked import MaskedWeight
 
 
 @runtime_checkable
-class MovablePositions(Protocol):
-    """A module whose kept positions a schedule may move after an optimizer step."""
+class StepObserver(Protocol):
+    """A model whose schedule acts right after each optimizer step (`AdaptedModel`)."""
 
-    values: nn.Parameter
-
-    def apply_regrow(self, optimizer_state: dict | None) -> bool: ...
+    def after_optimizer_step(self, optimizer_state: dict) -> None:
+        """optimizer_state: the optimizer's per-parameter state (parameter -> dict)."""
 
 
 def keep_pruned_at_zero(model: nn.Module, optimizer: torch.optim.Optimizer):
     """Register the hook on `optimizer`; returns the handle (call `.remove()` to undo)."""
     masked = [m for m in model.modules() if isinstance(m, MaskedWeight)]
-    movable = [m for m in model.modules() if isinstance(m, MovablePositions)]
 
     @torch.no_grad()
     def zero_pruned(opt: torch.optim.Optimizer, args, kwargs) -> None:
@@ -42,7 +41,7 @@ def keep_pruned_at_zero(model: nn.Module, optimizer: torch.optim.Optimizer):
             for value in (state or {}).values():
                 if torch.is_tensor(value) and value.shape == module.weight.shape:
                     value.mul_(module.mask)
-        for module in movable:
-            module.apply_regrow(opt.state.get(module.values))
+        if isinstance(model, StepObserver):
+            model.after_optimizer_step(opt.state)
 
     return optimizer.register_step_post_hook(zero_pruned)

@@ -1,8 +1,10 @@
 """Sparse deltas: trainable values at k chosen positions of a frozen linear weight.
 
 y = x (W + Δ)ᵀ + b, where Δ is zero except at k positions (sparse fine-tuning in the spirit of
-diff pruning, Guo et al. ACL 2021, and SpIEL, Ansell et al. 2024). Positions are chosen once at
-attach by a scorer on the base weight W (random, magnitude, SNIP, GraSP) with an exact budget.
+diff pruning, Guo et al. ACL 2021, and SpIEL, Ansell et al. 2024). Positions are chosen at
+attach by a scorer on the base weight W (random, magnitude, SNIP, GraSP, Fisher) with an exact
+budget; schedule "regrow" moves them during training, schedule "lottery" picks them after a
+dense phase (a dense delta, `start_dense_phase`/`end_dense_phase`).
 
 Training never forms a dense gradient for W: `SparseDeltaLinear` computes ∂L/∂values with a
 sampled dense-dense product (SDDMM, `torch.sparse.sampled_addmm`), i.e. (gᵀx) only at the k
@@ -66,38 +68,55 @@ class SparseDeltaLinear(torch.autograd.Function):
     requires grad (data-driven mask scorers score the frozen weight: a dense product, once)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, values, indices, crow, cols, transposed, probe=None):
-        canonical = weight.t() if transposed else weight
-        effective = canonical.clone(memory_format=torch.contiguous_format)
-        effective.view(-1).index_add_(0, indices, values.to(effective.dtype))
-        ctx.save_for_backward(x, weight, values, indices, crow, cols)
+    def forward(ctx, x, weight, bias, values, indices, crow, cols, transposed, probe=None,
+                dense=None, dense_scale=1.0):
+        effective = _effective_weight(weight, values, indices, transposed, dense, dense_scale)
+        ctx.save_for_backward(x, weight, values, indices, crow, cols, dense)
         ctx.transposed = transposed
         ctx.probe = probe
+        ctx.dense_scale = dense_scale
         return F.linear(x, effective, bias)
 
     @staticmethod
     def backward(ctx, grad_y):
-        x, weight, values, indices, crow, cols = ctx.saved_tensors
-        canonical = weight.t() if ctx.transposed else weight
-        grad_x = grad_weight = grad_values = None
-        if ctx.needs_input_grad[1] or ctx.probe is not None:
+        x, weight, values, indices, crow, cols, dense = ctx.saved_tensors
+        grad_x = grad_weight = grad_values = grad_dense = None
+        wants_dense = ctx.needs_input_grad[9]
+        if ctx.needs_input_grad[1] or ctx.probe is not None or wants_dense:
             g2 = grad_y.reshape(-1, grad_y.shape[-1])
             grad_canonical = g2.t() @ x.reshape(-1, x.shape[-1]).to(g2.dtype)
             if ctx.probe is not None:  # regrow: keep the top candidates, free the rest now
                 ctx.probe.add(grad_canonical, indices)
             if ctx.needs_input_grad[1]:
                 grad_weight = grad_canonical.t() if ctx.transposed else grad_canonical
+            if wants_dense:  # lottery's dense phase: the gradient of a dense delta
+                grad_dense = (grad_canonical * ctx.dense_scale).to(dense.dtype)
             del grad_canonical
         if ctx.needs_input_grad[0]:
-            effective = canonical.clone(memory_format=torch.contiguous_format)
-            effective.view(-1).index_add_(0, indices, values.to(effective.dtype))
+            effective = _effective_weight(weight, values, indices, ctx.transposed, dense,
+                                          ctx.dense_scale)
             grad_x = grad_y @ effective
         if ctx.needs_input_grad[3]:
             g2 = grad_y.reshape(-1, grad_y.shape[-1])
             x2 = x.reshape(-1, x.shape[-1])
-            grad_values = _sddmm_values(g2, x2, crow, cols, tuple(canonical.shape))
+            shape = (weight.shape[1], weight.shape[0]) if ctx.transposed else tuple(weight.shape)
+            grad_values = _sddmm_values(g2, x2, crow, cols, shape)
             grad_values = grad_values.to(values.dtype)
-        return grad_x, grad_weight, None, grad_values, None, None, None, None, None
+        return (grad_x, grad_weight, None, grad_values, None, None, None, None, None,
+                grad_dense, None)
+
+
+def _effective_weight(weight: torch.Tensor, values: torch.Tensor, indices: torch.Tensor,
+                      transposed: bool, dense: torch.Tensor | None,
+                      dense_scale: float) -> torch.Tensor:
+    """W + Δ in the canonical (out, in) layout, as one new contiguous tensor (plus
+    dense_scale × a dense delta during schedule "lottery"'s dense phase)."""
+    canonical = weight.t() if transposed else weight
+    effective = canonical.clone(memory_format=torch.contiguous_format)
+    if dense is not None:
+        effective.add_(dense.to(effective.dtype), alpha=dense_scale)
+    effective.view(-1).index_add_(0, indices, values.to(effective.dtype))
+    return effective
 
 
 class RegrowProbe:
@@ -140,6 +159,8 @@ class SparseDelta(nn.Module):
         self.register_buffer("cols", torch.zeros(0, dtype=torch.long, device=device))
         self.register_buffer("merged_original", None)  # base values at indices while merged
         self.probe: RegrowProbe | None = None  # armed by the "regrow" schedule for one step
+        self.register_parameter("dense", None)  # a dense delta while "lottery" trains densely
+        self.dense_scale = 1.0  # the dense delta adds dense_scale × `dense` to the weight
 
     @property
     def merged(self) -> bool:
@@ -192,11 +213,51 @@ class SparseDelta(nn.Module):
         self._index(positions)
         return True
 
+    def start_dense_phase(self, scale: float = 1.0) -> None:
+        """Train a dense delta of the whole weight until `end_dense_phase` (schedule
+        "lottery"); the sparse values stay at zero meanwhile. The weight gets scale × the
+        parameter, so that under Adam (whose steps do not depend on the gradient's size) the
+        dense phase trains at `scale` × the optimizer's learning rate."""
+        self.dense = nn.Parameter(torch.zeros(self.shape, dtype=self.values.dtype,
+                                              device=self.values.device))
+        self.dense_scale = float(scale)
+
+    @torch.no_grad()
+    def end_dense_phase(self, optimizer_state: dict | None, rewind: bool = True) -> None:
+        """Keep this delta's number of positions where the dense delta moved most, then drop
+        the dense delta and its optimizer state. rewind: the kept values restart at zero
+        (LT-SFT's reset); otherwise they keep the dense delta's values. The values' optimizer
+        state starts afresh either way."""
+        dense = self.dense
+        if dense is None:
+            return
+        count = self.values.numel()
+        positions = torch.topk(dense.detach().abs().flatten().float(), count,
+                               sorted=False).indices.sort().values
+        self._index(positions)
+        self.values.copy_(torch.zeros_like(self.values) if rewind else
+                          (self.dense_scale * dense.detach().flatten()[positions]).to(
+                              self.values.dtype))
+        if optimizer_state is not None:
+            optimizer_state.pop(self.values, None)
+            optimizer_state.pop(dense, None)
+        self.drop_dense_phase()
+
+    def drop_dense_phase(self) -> None:
+        """Free the dense delta without choosing positions (a resumed run whose checkpoint
+        already holds them)."""
+        dense, self.dense = self.dense, None
+        if dense is not None:  # the optimizer's parameter list may still hold this tensor:
+            dense.grad = None  # emptied, it costs nothing and receives no gradient
+            dense.data = torch.zeros(0, dtype=dense.dtype, device=dense.device)
+
     def linear(self, x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
         """y = layer(x) with this delta added to the layer's weight."""
         probe = self.probe if torch.is_grad_enabled() else None
-        return SparseDeltaLinear.apply(x, layer.weight, layer.bias, self.values, self.indices,
-                                       self.crow, self.cols, is_conv1d(layer), probe)
+        values = self.values if self.dense is None else self.values.detach()
+        return SparseDeltaLinear.apply(x, layer.weight, layer.bias, values, self.indices,
+                                       self.crow, self.cols, is_conv1d(layer), probe,
+                                       self.dense, self.dense_scale)
 
     def delta_dense(self) -> torch.Tensor:
         """Δ as a dense (out, in) tensor (for tests and hand checks)."""

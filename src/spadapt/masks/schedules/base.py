@@ -7,7 +7,20 @@ from typing import Protocol
 import torch
 
 from ...config import AdapterConfig
+from ...errors import SpadaptError
 from ..masked import MaskedWeight
+
+
+class ScheduleError(SpadaptError):
+    """A mask schedule cannot run as asked."""
+
+
+def require_one_process(schedule: str, reason: str) -> None:
+    """Refuse to run `schedule` under several processes (torch.distributed), naming why."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and \
+            torch.distributed.get_world_size() > 1:
+        raise ScheduleError(f"schedule {schedule!r} runs in one process only: {reason}; use "
+                            "schedule 'init' to train on several processes")
 
 
 class Schedule(Protocol):
@@ -24,6 +37,10 @@ class Schedule(Protocol):
 
     def step(self, step: int, total_steps: int) -> None:
         """Called after optimizer step number `step` (1-based) of `total_steps`."""
+
+    def after_optimizer_step(self, optimizer_state: dict) -> None:
+        """Called right after each optimizer step, before `step`, with the optimizer's
+        per-parameter state (parameter -> dict), which the schedule may change."""
 
     def regularization(self) -> torch.Tensor | None:
         """A term to add to the training loss, or None."""

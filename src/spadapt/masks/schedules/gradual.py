@@ -44,6 +44,9 @@ class GradualSchedule:
     def regularization(self):
         return None
 
+    def after_optimizer_step(self, optimizer_state: dict) -> None:
+        pass
+
     def resume(self, step: int, total_steps: int) -> None:
         pass
 

@@ -23,6 +23,9 @@ class InitSchedule:
     def regularization(self):
         return None
 
+    def after_optimizer_step(self, optimizer_state: dict) -> None:
+        pass
+
     def resume(self, step: int, total_steps: int) -> None:
         pass
 

@@ -71,6 +71,9 @@ class LearnedSchedule:
             weight.fold_gates()
             weight.set_mask(masks[name])
 
+    def after_optimizer_step(self, optimizer_state: dict) -> None:
+        pass
+
     def resume(self, step: int, total_steps: int) -> None:
         pass
 

@@ -14,8 +14,9 @@ so the budget is exact at every step and the trained tensors keep their shapes: 
 holds the same parameters throughout. How it runs: after step t - 1 this schedule arms each
 delta for step t; during step t's backward an armed delta forms its weight's dense gradient
 once, keeps only its top candidates and frees it (no dense gradient outlives the layer's
-backward, none is kept between steps); the optimizer hook of `keep_pruned_at_zero` then moves
-the positions and their optimizer state. Cost: on a regrow step only, one dense weight-gradient
+backward, none is kept between steps); right after the optimizer step (the hook of
+`keep_pruned_at_zero` calls `after_optimizer_step`) each delta moves its positions and their
+optimizer state. Cost: on a regrow step only, one dense weight-gradient
 product per adapted layer, what a full fine-tuning step pays for it.
 
 Positions live in the adapter's buffers, so checkpoints carry them; `resume` re-arms a delta
@@ -29,12 +30,8 @@ import math
 import torch
 
 from ...config import AdapterConfig
-from ...errors import SpadaptError
 from ..masked import MaskedWeight
-
-
-class RegrowError(SpadaptError):
-    """The regrow schedule cannot run as asked."""
+from .base import require_one_process
 
 
 class RegrowSchedule:
@@ -54,11 +51,8 @@ class RegrowSchedule:
 
     def _arm(self, step: int, total_steps: int) -> None:
         fraction = self.fraction(step, total_steps)
-        if fraction > 0 and torch.distributed.is_available() and \
-                torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
-            raise RegrowError("schedule 'regrow' runs in one process only: with several, each "
-                              "would regrow on its own batch; use schedule 'init' to train "
-                              "on several processes")
+        if fraction > 0:
+            require_one_process("regrow", "with several, each would regrow on its own batch")
         for delta in self.deltas.values():
             delta.arm_regrow(round(fraction * delta.values.numel()))
 
@@ -67,6 +61,10 @@ class RegrowSchedule:
 
     def step(self, step: int, total_steps: int) -> None:
         self._arm(step + 1, total_steps)
+
+    def after_optimizer_step(self, optimizer_state: dict) -> None:
+        for delta in self.deltas.values():
+            delta.apply_regrow(optimizer_state.get(delta.values))
 
     def resume(self, step: int, total_steps: int) -> None:
         self._arm(step + 1, total_steps)
