@@ -222,3 +222,29 @@ def test_a_seeded_base_does_not_depend_on_what_ran_before(workspace) -> None:
     state = [dict(m.named_parameters()) for m in (first, second, other)]
     assert all(torch.equal(state[0][n], state[1][n]) for n in head)
     assert not all(torch.equal(state[0][n], state[2][n]) for n in head)
+
+
+def test_the_report_states_the_budget_every_method_ran_under(poc_run, tmp_path) -> None:
+    from spadapt.poc import BUDGETS
+    from spadapt.report import write_report
+
+    out, _ = poc_run
+    rule = BUDGETS["quick"]["train"]
+    results = json.loads((out / "results.json").read_text())
+    # 160 rows: 5 steps a pass, and quick passes over a small set at most `epochs` times
+    steps = min(rule["max_steps"], 5 * rule["epochs"])
+    assert results["budget_rule"]["steps"] == steps
+    assert all(method["steps"] == steps for method in results["methods"])
+    (tmp_path / "results.json").write_text(json.dumps(results))  # other tests rewrite `out`
+    write_report(tmp_path, lang="en")
+    want = (f"quick: every method trains {steps} optimizer steps of "
+            f"{rule['batch_size']} rows on the same 160 training rows")
+    assert want in (tmp_path / "report.md").read_text()
+    assert want in (tmp_path / "report.html").read_text()
+    results["budget"], results["budget_rule"] = "standard", {
+        "max_steps": None, "epochs": 3, "batch_size": 32, "early_stopping_patience": 1}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    write_report(tmp_path, lang="en")
+    assert ("standard: every method trains up to 3 passes over the same 160 training rows, "
+            "32 rows a step, with early stopping (patience 1)"
+            ) in (tmp_path / "report.md").read_text()

@@ -107,6 +107,22 @@ def data_quality(results: Results, lang: str) -> DataQuality:
                        rejected=rejected, labels=labels)
 
 
+def budget_text(results: Results, lang: str) -> str:
+    """The budget's name and, when results.json records it, the rule every method ran under."""
+    s = strings(lang)
+    name = results.budget or s["unknown"]
+    rule = results.budget_rule
+    if not rule:
+        return name
+    values = {"name": name, "train": fmt.count(results.train_rows),
+              "batch": rule.get("batch_size", "?")}
+    if rule.get("max_steps") and not rule.get("early_stopping_patience"):
+        return s["budget_steps"].format(steps=rule.get("steps", rule["max_steps"]), **values)
+    patience = rule.get("early_stopping_patience")
+    stop = s["budget_stop"].format(patience=patience) if patience else ""
+    return s["budget_epochs"].format(epochs=rule.get("epochs", "?"), stop=stop, **values)
+
+
 def footer(results: Results, lang: str) -> list[tuple[str, str]]:
     s = strings(lang)
     unknown = s["unknown"]
@@ -126,6 +142,6 @@ def footer(results: Results, lang: str) -> list[tuple[str, str]]:
         return unknown if v is None else str(v)
 
     return [(s["f_base_model"], model), (s["f_task"], results.task),
-            (s["f_budget"], value(results.budget)), (s["f_seed"], value(results.seed)),
+            (s["f_budget"], budget_text(results, lang)), (s["f_seed"], value(results.seed)),
             (s["f_machine"], machine), (s["f_version"], value(results.spadapt_version)),
             (s["f_created"], value(results.created))]

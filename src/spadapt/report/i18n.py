@@ -82,6 +82,11 @@ _EN: dict[str, str] = {
     "f_base_model": "Base model",
     "f_task": "Task",
     "f_budget": "Budget",
+    "budget_steps": "{name}: every method trains {steps} optimizer steps of {batch} rows on the "
+                    "same {train} training rows",
+    "budget_epochs": "{name}: every method trains up to {epochs} passes over the same {train} "
+                     "training rows, {batch} rows a step{stop}",
+    "budget_stop": ", with early stopping (patience {patience})",
     "f_seed": "Seed",
     "f_machine": "Machine",
     "f_version": "spadapt version",
@@ -174,6 +179,11 @@ _JA: dict[str, str] = {
     "f_base_model": "ベースモデル",
     "f_task": "タスク",
     "f_budget": "予算",
+    "budget_steps": "{name}：全手法が同じ学習データ {train} 行で {batch} 行ずつ "
+                    "{steps} ステップ学習",
+    "budget_epochs": "{name}：全手法が同じ学習データ {train} 行を最大 {epochs} 周、1 ステップ "
+                     "{batch} 行{stop}",
+    "budget_stop": "（評価 {patience} 回改善なしで停止）",
     "f_seed": "シード",
     "f_machine": "マシン",
     "f_version": "spadapt バージョン",

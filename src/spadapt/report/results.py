@@ -77,6 +77,7 @@ class Results:
     methods: list[Method]
     task: str = "classification"
     budget: str | None = None
+    budget_rule: dict[str, Any] | None = None  # steps, epochs, batch_size, early stopping
     seed: int | None = None
     created: str | None = None
     spadapt_version: str | None = None
@@ -158,6 +159,8 @@ def parse_results(data: Any, source: str = RESULTS_FILE) -> Results:
         methods=methods,
         task=r.get(top, "task", "", "str", required=False) or "classification",
         budget=_text(top.get("budget")),
+        budget_rule=r.obj(top["budget_rule"], "budget_rule") if top.get("budget_rule")
+        is not None else None,
         seed=seed,
         created=_text(top.get("created")),
         spadapt_version=_text(top.get("spadapt_version")),
