@@ -106,6 +106,10 @@ def _matrix() -> list[Case]:
         ]:
             cases.append(Case("bert", dict(method="bottleneck", placement=placement,
                                            scorer=scorer, schedule=schedule, density=density)))
+    for scorer, schedule, density in [("snip", "init", 0.2), ("random", "init", 1.0),
+                                      ("random", "learned", 0.2)]:
+        cases.append(Case("bert", dict(method="bottleneck", placement="post_ln", scorer=scorer,
+                                       schedule=schedule, density=density)))
     cases.append(Case("bert", dict(method="bottleneck", scorer="snip", density=0.2,
                                    large_sparse=True)))
     cases.append(Case("bert", dict(method="bottleneck", scorer="magnitude", density=0.3,
@@ -119,7 +123,7 @@ def _matrix() -> list[Case]:
     cases.append(Case("bert", dict(method="sparse_delta", scorer="magnitude", density=0.05,
                                    schedule="lottery")))
     for family in ("llama", "gpt2"):
-        for placement in ("pfeiffer", "houlsby", "parallel"):
+        for placement in ("pfeiffer", "houlsby", "parallel", "post_ln"):
             cases.append(Case(family, dict(method="bottleneck", placement=placement,
                                            scorer="snip", density=0.2)))
         cases.append(Case(family, dict(method="bottleneck", scorer="random", schedule="learned",

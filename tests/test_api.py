@@ -53,6 +53,21 @@ def test_config_json_round_trip_and_unknown_fields() -> None:
         AdapterConfig.from_json("{density")
 
 
+def test_post_ln_placement_reads_the_normalised_output_of_each_ffn_block() -> None:
+    model = spadapt.attach(tiny_bert(), AdapterConfig(placement="post_ln", bottleneck=4))
+    sites = sorted(w.site_name for w, _ in model.adapter_modules("default")
+                   if w.site_name != "classifier")  # the head, trained densely
+    assert sites == ["bert.encoder.layer.0.output", "bert.encoder.layer.1.output"]
+    layer = model.base_model.get_submodule(sites[0])
+    adapter = dict(layer.adapters)["default"]
+    with torch.no_grad():
+        adapter.up.weight.normal_()
+    hidden, residual = torch.randn(2, 3, 48), torch.randn(2, 3, 32)
+    with torch.no_grad():
+        block = layer.base_layer(hidden, residual)  # LayerNorm(dense(hidden) + residual)
+        torch.testing.assert_close(layer(hidden, residual), block + adapter(block))
+
+
 def test_large_sparse_keeps_the_dense_non_zero_budget() -> None:
     dense = AdapterConfig(bottleneck=8, density=1.0)
     wide = AdapterConfig(bottleneck=8, density=0.25, large_sparse=True, scorer="magnitude")

@@ -60,6 +60,9 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
                 Site(_LAYER + r"output\.dense$", "after"),
             ),
             "parallel": (Site(_LAYER + r"output$", "beside_residual"),),
+            # after the FFN block's closing LayerNorm: the adapter reads the normalised
+            # residual stream, where AdapterHub's Pfeiffer adapter reads it
+            "post_ln": (Site(_LAYER + r"output$", "after"),),
         },
         linear_targets=_LAYER + r"(?:attention\.self\.(?:query|key|value)|attention\.output\.dense"
         r"|intermediate\.dense|output\.dense)$",
@@ -75,6 +78,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
                 Site(_LAYER + r"mlp$", "after"),
             ),
             "parallel": (Site(_LAYER + r"mlp$", "beside"),),
+            "post_ln": (Site(_LAYER + r"mlp$", "after"),),  # pre-LN: no LayerNorm closes a block
         },
         linear_targets=_LAYER + r"(?:self_attn\.[qkvo]_proj|mlp\.(?:gate|up|down)_proj)$",
         heads=("score",),
@@ -89,6 +93,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
                 Site(r"(?:^|\.)h\.\d+\.mlp$", "after"),
             ),
             "parallel": (Site(r"(?:^|\.)h\.\d+\.mlp$", "beside"),),
+            "post_ln": (Site(r"(?:^|\.)h\.\d+\.mlp$", "after"),),  # pre-LN, as Llama
         },
         linear_targets=r"(?:^|\.)h\.\d+\.(?:attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)$",
         heads=("score",),

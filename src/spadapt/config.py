@@ -18,7 +18,7 @@ from .errors import SpadaptError
 from .helptext import described
 
 METHOD_NAMES = ("bottleneck", "sparse_delta")
-PLACEMENTS = ("pfeiffer", "houlsby", "parallel")
+PLACEMENTS = ("pfeiffer", "houlsby", "parallel", "post_ln")
 SCORER_NAMES = ("random", "magnitude", "snip", "grasp", "fisher", "synflow")
 SCHEDULE_NAMES = ("init", "gradual", "learned", "movement", "regrow", "lottery")
 BUDGETS = ("global", "layer")
@@ -37,7 +37,9 @@ class AdapterConfig:
     method: str = described(
         "bottleneck", help='"bottleneck" (down→act→up adapter) or "sparse_delta"')
     placement: str = described(
-        "pfeiffer", help='bottleneck only: "pfeiffer" | "houlsby" | "parallel"')
+        "pfeiffer", help='bottleneck only: "pfeiffer" (after the FFN) | "houlsby" (after '
+        'attention and FFN) | "parallel" (beside the FFN) | "post_ln" (after the FFN block\'s '
+        "LayerNorm in post-LN encoders such as BERT; as pfeiffer in pre-LN decoders)")
     bottleneck: int = described(
         64, help="bottleneck width r of the dense adapter (before large_sparse widening)")
     density: float = described(
