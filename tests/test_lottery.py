@@ -217,9 +217,7 @@ def test_config_refuses_a_scorer_for_a_bottleneck_lottery() -> None:
         spadapt.AdapterConfig(density=0.2, schedule="lottery", scorer="snip")
 
 
-def test_a_poc_counts_the_dense_phase_in_its_trainable_parameters(tmp_path) -> None:
-    import dataclasses
-
+def test_the_lottery_recipe_counts_its_dense_phase_in_the_poc(tmp_path) -> None:
     from spadapt.poc import run_poc
     from spadapt.poc_options import PocOptions
     from spadapt.recipe import load_recipe
@@ -231,12 +229,9 @@ def test_a_poc_counts_the_dense_phase_in_its_trainable_parameters(tmp_path) -> N
     classification.tokenizer.save_pretrained(model_dir)
     rows = "\n".join(f"{e.text},{e.label}" for e in examples(96))
     (tmp_path / "train.csv").write_text("text,label\n" + rows + "\n")
-    template = load_recipe("sparse_delta")
-    recipe = dataclasses.replace(template, name="sparse_delta_lottery", adapter={
-        **template.adapter, "schedule": "lottery", "prune_end": 0.5})
     results = run_poc(PocOptions(out=tmp_path / "run", data=str(tmp_path / "train.csv"),
-                                 model=str(model_dir), methods=[recipe], budget="smoke",
-                                 progress=False))
+                                 model=str(model_dir), methods=[load_recipe("lottery")],
+                                 budget="smoke", progress=False))
     (method,) = results["methods"]
     assert "error" not in method, method
     targets = sum(m.weight.numel() for n, m in base_model(classification.tokenizer.vocab_size)
