@@ -262,9 +262,6 @@ def accuracy_section(result: dict, main: bool = True) -> list[str]:
     return lines + [""]
 
 
-SELECTION_BASELINES = ("sparse_delta", "full", "lora")  # what the selection variants face
-
-
 def paired_difference(runs: dict, dataset: str, name: str, other: str
                       ) -> tuple[float, float, int] | None:
     """(mean, paired standard error, seeds) of accuracy(name) − accuracy(other) over the seeds
@@ -290,30 +287,86 @@ def _points(difference: tuple[float, float, int] | None) -> str:
     return f"{100 * mean:+.2f}{spread} ({seeds})"
 
 
-def selection_section(result: dict) -> list[str]:
-    """The sparse delta's position-selection variants (`sparse_delta+...`) of a longer
-    accuracy run, as paired differences per seed against sparse_delta, full and LoRA."""
+SPARSE_RECIPES = ("sparse", "sparse_delta")  # the shipped sparse methods, judged per dataset
+
+
+def sparse_rows(result: dict) -> list[tuple[str, str]]:
+    """(dataset, method) of every shipped sparse method and its `+` variants in `result`,
+    each variant right after its recipe."""
     runs = result["runs"]
-    variants = [name for name in result["settings"]["methods"]
-                if name.startswith("sparse_delta+")
-                and any(key.split("/")[1] == name for key in runs)]
-    if not variants:
+    ran = {tuple(key.split("/")[:2]) for key in runs}
+    rows = []
+    for dataset in result["summary"]:
+        for recipe in SPARSE_RECIPES:
+            names = [recipe] + [n for n in result["settings"]["methods"]
+                                if n.startswith(f"{recipe}+")]
+            rows += [(dataset, name) for name in names if (dataset, name) in ran]
+    return rows
+
+
+def sparse_methods_section(result: dict) -> list[str]:
+    """The sparse methods and their variants (`sparse+...`, `sparse_delta+...`) of a longer
+    accuracy run, as paired differences per seed against their recipe, full fine-tuning and
+    LoRA, with the verdict of issue 14's bar (within 1 point of full and ≥ LoRA); and a plot
+    of the differences to full fine-tuning, one panel per dataset."""
+    runs = result["runs"]
+    rows = sparse_rows(result)
+    if not any("+" in name for _, name in rows):
         return []
-    lines = [f"## Position selection for the sparse delta ({training_steps(result)} steps)", "",
+    steps = training_steps(result)
+    lines = [f"## Sparse methods against full fine-tuning and LoRA ({steps} steps)", "",
              "The same runs as the table above. Differences in accuracy points, paired by seed: "
-             "mean ± standard error of the per-seed differences (seeds).", "",
-             "| dataset | method | accuracy | − sparse_delta | − full | − LoRA |",
-             "|---|---|---|---|---|---|"]
-    for dataset, table in result["summary"].items():
-        for name in ("sparse_delta", *variants):
-            if name not in table:
-                continue
-            entry = table[name]
-            cells = [_points(paired_difference(runs, dataset, name, other))
-                     if other != name else "–" for other in SELECTION_BASELINES]
-            lines.append(f"| {dataset} | {name} | {entry['mean']:.4f} ({entry['seeds']}) | "
-                         + " | ".join(cells) + " |")
+             "mean ± standard error of the per-seed differences (seeds). Bar: within 1 point "
+             "of full fine-tuning and ≥ LoRA, both on the mean.", "",
+             "| dataset | method | accuracy | − its recipe | − full | − LoRA | bar |",
+             "|---|---|---|---|---|---|---|"]
+    for dataset, name in rows:
+        entry = result["summary"][dataset][name]
+        recipe = name.split("+")[0]
+        versus = {other: paired_difference(runs, dataset, name, other)
+                  for other in (recipe, "full", "lora") if other != name}
+        cells = [_points(versus.get(recipe)) if recipe != name else "–",
+                 _points(versus["full"]), _points(versus["lora"])]
+        full, lora = versus["full"], versus["lora"]
+        bar = "–" if full is None or lora is None else (
+            "**met**" if full[0] >= -0.01 - 1e-9 and lora[0] >= -1e-9 else "**missed**")
+        lines.append(f"| {dataset} | {name} | {entry['mean']:.4f} ({entry['seeds']}) | "
+                     + " | ".join(cells) + f" | {bar} |")
+    picture = f"accuracy_{steps}_paired.png"
+    _paired_plot(result, rows, RESULTS_DIR / picture)
+    lines += ["", f"![paired differences to full fine-tuning](benchmarks/results/{picture})"]
     return lines + [""]
+
+
+def _paired_plot(result: dict, rows: list[tuple[str, str]], path: Path) -> None:
+    """Per dataset: each sparse method's (and LoRA's) paired difference to full fine-tuning,
+    mean ± standard error, with the 1-point bar dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(dataset for dataset, _ in rows))
+    figure, panels = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4.5),
+                                  squeeze=False, sharey=True)
+    for axes, dataset in zip(panels[0], datasets, strict=True):
+        names = ["lora"] + [name for d, name in rows if d == dataset]
+        points = [(name, paired_difference(result["runs"], dataset, name, "full"))
+                  for name in names]
+        points = [(name, d) for name, d in points if d is not None]
+        for position, (name, (mean, error, _)) in enumerate(points):
+            axes.errorbar(position, 100 * mean, yerr=0 if math.isnan(error) else 100 * error,
+                          fmt="o" if "+" not in name else "s", capsize=3,
+                          color="grey" if name == "lora" else None)
+        axes.axhline(-1.0, linestyle="--", color="red", linewidth=1)
+        axes.axhline(0.0, color="black", linewidth=0.5)
+        axes.set_xticks(range(len(points)), [name for name, _ in points], rotation=60,
+                        ha="right", fontsize=8)
+        axes.set_title(dataset)
+    panels[0][0].set_ylabel("− full fine-tuning (points)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def _accuracy_plot(summary: dict, values: dict, methods: dict) -> None:
@@ -351,13 +404,18 @@ def _accuracy_target_rows(label: str, table: dict) -> list[tuple[str, str, str]]
     if not {"sparse", "full", "lora"} <= set(table):
         return []
     sparse, full, lora = (table[n]["mean"] for n in ("sparse", "full", "lora"))
-    seeds = min(table[n]["seeds"] for n in ("sparse", "full", "lora"))
-    rows = [(f"{label}: sparse within 1 point of full",
-             f"{100 * (sparse - full):+.2f} points ({_seeds(seeds)})",
-             _verdict(sparse - full, -0.01, higher_is_better=True)),
-            (f"{label}: sparse ≥ LoRA at the matched budget",
-             f"{100 * (sparse - lora):+.2f} points ({_seeds(seeds)})",
-             _verdict(sparse - lora, 0.0, higher_is_better=True))]
+    rows = []
+    for name in SPARSE_RECIPES:
+        if name not in table:
+            continue
+        ours = table[name]["mean"]
+        seeds = min(table[n]["seeds"] for n in (name, "full", "lora"))
+        rows += [(f"{label}: {name} within 1 point of full",
+                  f"{100 * (ours - full):+.2f} points ({_seeds(seeds)})",
+                  _verdict(ours - full, -0.01, higher_is_better=True)),
+                 (f"{label}: {name} ≥ LoRA at the matched budget",
+                  f"{100 * (ours - lora):+.2f} points ({_seeds(seeds)})",
+                  _verdict(ours - lora, 0.0, higher_is_better=True))]
     if "head" in table and full > table["head"]["mean"]:
         head = table["head"]["mean"]  # what training the head alone on the frozen base reaches
         rows.append((f"{label}: (context) share of the head-only → full gap closed",
@@ -527,7 +585,7 @@ def generated() -> str:
         lines += accuracy_section(accuracy)
     for result in _longer_accuracy_results():
         lines += accuracy_section(result, main=False)
-        lines += selection_section(result)
+        lines += sparse_methods_section(result)
     for result in _sweep_results():
         lines += sweep_section(result)
     lines += poc_section()

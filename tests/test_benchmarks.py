@@ -435,11 +435,14 @@ def test_head_only_reference_trains_the_new_head_and_nothing_else(bert) -> None:
     assert changed == {"classifier.weight", "classifier.bias"}
 
 
-def test_selection_section_pairs_each_variant_with_its_baselines_by_seed() -> None:
+def test_sparse_methods_section_pairs_each_variant_with_its_baselines_by_seed(tmp_path,
+                                                                            monkeypatch) -> None:
     from benchmarks import markdown
 
+    monkeypatch.setattr(markdown, "RESULTS_DIR", tmp_path)
     accuracy = {("rt", "sparse_delta"): [0.80, 0.82], ("rt", "full"): [0.83, 0.84],
-                ("rt", "lora"): [0.81, 0.80], ("rt", "sparse_delta+regrow"): [0.81, 0.85]}
+                ("rt", "lora"): [0.81, 0.80], ("rt", "sparse_delta+regrow"): [0.81, 0.85],
+                ("rt", "sparse"): [0.825, 0.835]}
     runs = {f"{d}/{name}/{seed}": {"accuracy": value, "nonzero_values": 10, "steps": 16}
             for (d, name), values in accuracy.items() for seed, value in enumerate(values)}
     runs["rt/sparse_delta+regrow/2"] = {"accuracy": 0.5, "nonzero_values": 10,
@@ -447,18 +450,25 @@ def test_selection_section_pairs_each_variant_with_its_baselines_by_seed() -> No
     result = {"runs": runs, "settings": {"epochs": 1, "train_rows": 256, "batch_size": 32,
                                          "methods": {n: {} for _, n in accuracy}},
               "summary": {"rt": {"sparse_delta": {"mean": 0.81, "seeds": 2},
-                                 "sparse_delta+regrow": {"mean": 0.72, "seeds": 3}}}}
+                                 "sparse_delta+regrow": {"mean": 0.72, "seeds": 3},
+                                 "sparse": {"mean": 0.83, "seeds": 2}}}}
     assert markdown.paired_difference(runs, "rt", "sparse_delta+regrow", "sparse_delta") == \
         pytest.approx((0.02, 0.01, 2))
     assert markdown.paired_difference(runs, "rt", "sparse_delta+regrow", "nothing") is None
-    lines = markdown.selection_section(result)
-    assert lines[0] == "## Position selection for the sparse delta (16 steps)"
-    row = next(line for line in lines if "| sparse_delta+regrow |" in line)
-    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    lines = markdown.sparse_methods_section(result)
+    assert lines[0] == "## Sparse methods against full fine-tuning and LoRA (16 steps)"
+
+    def cells(name: str) -> list[str]:
+        row = next(line for line in lines if f"| {name} |" in line)
+        return [cell.strip() for cell in row.strip("|").split("|")]
+
     # vs sparse_delta: +1, +3 points; vs full: -2, +1; vs LoRA: 0, +5
-    assert cells == ["rt", "sparse_delta+regrow", "0.7200 (3)", "+2.00 ± 1.00 (2)",
-                     "-0.50 ± 1.50 (2)", "+2.50 ± 2.50 (2)"]
-    baseline = next(line for line in lines if "| sparse_delta |" in line)
-    assert [c.strip() for c in baseline.strip("|").split("|")][3] == "–"
-    assert markdown.selection_section({**result, "settings": {
+    assert cells("sparse_delta+regrow") == ["rt", "sparse_delta+regrow", "0.7200 (3)",
+                                            "+2.00 ± 1.00 (2)", "-0.50 ± 1.50 (2)",
+                                            "+2.50 ± 2.50 (2)", "**met**"]
+    assert cells("sparse_delta")[3] == "–" and cells("sparse_delta")[6] == "**missed**"
+    # sparse: -0.5 points from full on both seeds, +1.5 and +3.5 over LoRA
+    assert cells("sparse")[4:] == ["-0.50 ± 0.00 (2)", "+2.50 ± 1.00 (2)", "**met**"]
+    assert (tmp_path / "accuracy_16_paired.png").stat().st_size > 0
+    assert markdown.sparse_methods_section({**result, "settings": {
         **result["settings"], "methods": {"sparse_delta": {}}}}) == []
