@@ -139,6 +139,22 @@ def _matrix() -> list[Case]:
 MATRIX = _matrix()
 
 
+def sparse_deltas(model: spadapt.AdaptedModel) -> dict:
+    """The sparse deltas of adapter "default", by site name."""
+    from spadapt.methods import SparseDelta
+
+    return {w.site_name: m for w, m in model.adapter_modules("default")
+            if isinstance(m, SparseDelta)}
+
+
+def schedule_step(model: spadapt.AdaptedModel, optimizer, step: int, total: int) -> None:
+    """One optimizer step on tiny BERT batch `step`, then the mask schedule's step."""
+    model(**make_batch("bert", seed=step)).loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    model.step_schedule(step, total)
+
+
 def train_steps(model: spadapt.AdaptedModel, batch: dict, steps: int = 6,
                 lr: float = 5e-2) -> None:
     """A few AdamW steps (weight decay on) with the mask schedule, then final masks."""

@@ -10,9 +10,8 @@ import pytest
 import torch
 
 import spadapt
-from conftest import make_batch, tiny_bert
+from conftest import make_batch, schedule_step, sparse_deltas, tiny_bert
 from spadapt.masks import keep_pruned_at_zero
-from spadapt.methods import SparseDelta
 
 
 def _regrowing(**overrides) -> spadapt.AdaptedModel:
@@ -21,34 +20,22 @@ def _regrowing(**overrides) -> spadapt.AdaptedModel:
     return spadapt.attach(tiny_bert(), spadapt.AdapterConfig(**values))
 
 
-def _deltas(model) -> dict[str, SparseDelta]:
-    return {w.site_name: m for w, m in model.adapter_modules("default")
-            if isinstance(m, SparseDelta)}
-
-
 def _optimizer(model) -> torch.optim.AdamW:
     return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2,
                              weight_decay=0.0)
-
-
-def _step(model, optimizer, step: int, total: int) -> None:
-    model(**make_batch("bert", seed=step)).loss.backward()
-    optimizer.step()
-    optimizer.zero_grad()
-    model.step_schedule(step, total)
 
 
 def test_budget_is_exact_and_inside_the_weights_at_every_step() -> None:
     model = _regrowing()
     optimizer = _optimizer(model)
     keep_pruned_at_zero(model, optimizer)
-    deltas = _deltas(model)
+    deltas = sparse_deltas(model)
     counts = {site: d.indices.numel() for site, d in deltas.items()}
     first = {site: d.indices.clone() for site, d in deltas.items()}
     model.train()
     model.resume_schedule(0, 8)
     for step in range(1, 9):
-        _step(model, optimizer, step, 8)
+        schedule_step(model, optimizer, step, 8)
         for site, delta in deltas.items():
             size = delta.shape[0] * delta.shape[1]
             assert delta.indices.numel() == delta.values.numel() == counts[site]
@@ -66,8 +53,8 @@ def test_a_regrowth_drops_the_smallest_values_and_regrows_at_the_largest_gradien
     optimizer = _optimizer(model)
     keep_pruned_at_zero(model, optimizer)
     model.eval()  # no dropout: the hand computations below see the same function
-    _step(model, optimizer, 1, 4)  # arms every delta for step 2
-    deltas = _deltas(model)
+    schedule_step(model, optimizer, 1, 4)  # arms every delta for step 2
+    deltas = sparse_deltas(model)
     counts = {site: d.probe.count for site, d in deltas.items()}
     assert all(c == round(0.5 * 0.5 * d.values.numel()) for c, d in
                zip(counts.values(), deltas.values(), strict=True))
@@ -76,7 +63,7 @@ def test_a_regrowth_drops_the_smallest_values_and_regrows_at_the_largest_gradien
     # by hand, on copies: the weight's gradient at step 2 (deltas added), and step 2 taken
     # by a plain AdamW without any regrowth
     probe_copy = copy.deepcopy(model)
-    for delta in _deltas(probe_copy).values():
+    for delta in sparse_deltas(probe_copy).values():
         delta.arm_regrow(0)
     layers = {site: probe_copy.base_model.get_submodule(site).base_layer for site in deltas}
     for layer in layers.values():
@@ -84,7 +71,7 @@ def test_a_regrowth_drops_the_smallest_values_and_regrows_at_the_largest_gradien
     probe_copy(**batch).loss.backward()
     gradients = {site: layer.weight.grad.abs().flatten() for site, layer in layers.items()}
     plain = copy.deepcopy(model)
-    for delta in _deltas(plain).values():
+    for delta in sparse_deltas(plain).values():
         delta.arm_regrow(0)
     plain_optimizer = _optimizer(plain)
     plain_optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))  # not shared
@@ -94,7 +81,7 @@ def test_a_regrowth_drops_the_smallest_values_and_regrows_at_the_largest_gradien
     model(**batch).loss.backward()
     optimizer.step()  # the regrowth happens in the optimizer's post-step hook
     for site, delta in deltas.items():
-        old, count = _deltas(plain)[site], counts[site]
+        old, count = sparse_deltas(plain)[site], counts[site]
         updated = old.values.detach()
         state = plain_optimizer.state[old.values]
         dropped = torch.sort(updated.abs(), stable=True).indices[:count]
@@ -116,9 +103,9 @@ def test_a_regrowth_drops_the_smallest_values_and_regrows_at_the_largest_gradien
 def test_resume_re_arms_a_regrowth_due_at_the_next_step() -> None:
     model = _regrowing()
     model.resume_schedule(1, 4)  # resumed after step 1: step 2 regrows
-    assert all(d.probe is not None and d.probe.count > 0 for d in _deltas(model).values())
+    assert all(d.probe is not None and d.probe.count > 0 for d in sparse_deltas(model).values())
     model.resume_schedule(2, 4)
-    assert all(d.probe is None for d in _deltas(model).values())
+    assert all(d.probe is None for d in sparse_deltas(model).values())
 
 
 @pytest.mark.parametrize("fields, message", [
