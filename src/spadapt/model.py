@@ -27,6 +27,7 @@ from .config import AdapterConfig
 from .errors import SpadaptError
 from .fingerprint import base_fingerprint, check_fingerprint
 from .masks import SCHEDULES, SCORERS, ScoreContext, topk_masks
+from .masks.scorers.row_losses import row_losses
 from .methods import (
     METHODS,
     HeadCopy,
@@ -235,6 +236,10 @@ class AdaptedModel(nn.Module):
                 batches = list(itertools.islice(calibration, config.score_batches))
                 context.losses = lambda: self._calibration_losses(adapter_name, batches,
                                                                   scorer.per_example)
+                if scorer.per_example and all(hasattr(module, "arm_row_squares")
+                                              for _, module in built):
+                    context.squared_gradients = lambda: self._row_squared_gradients(
+                        adapter_name, batches, built, targets)
             with self._scoring(targets.values() if scorer.needs_data else []):
                 scores = scorer(context)
             masks = topk_masks(scores, config.density, config.budget)
@@ -277,6 +282,37 @@ class AdaptedModel(nn.Module):
                         f"calibration batch {index} gave no loss: include labels in each batch"
                     )
                 yield loss
+
+    def _row_squared_gradients(self, adapter_name: str, calibration: list[dict],
+                               built: list[tuple[SiteWrapper, Any]],
+                               targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Σ over calibration rows of (∂ loss(row) / ∂θ)² for each target of `built` (modules
+        with `arm_row_squares`): one forward and one backward per batch, where `row_losses`
+        knows the head's per-row loss; one per row otherwise."""
+        if not calibration:
+            raise AdapterError("calibration data is empty: give at least one batch")
+        tensors = list(targets.values())
+        for _, module in built:
+            module.arm_row_squares()
+        try:
+            for index, batch in enumerate(calibration):
+                with self._routed(None, route_to=adapter_name):
+                    output = self.base_model(**batch)
+                if getattr(output, "loss", None) is None:
+                    raise AdapterError(
+                        f"calibration batch {index} gave no loss: include labels in each batch"
+                    )
+                losses = row_losses(output, batch)
+                totals = [losses.sum()] if losses is not None else \
+                    self._calibration_losses(adapter_name, [batch], per_example=True)
+                for total in totals:  # the probes add each row's squared gradient
+                    torch.autograd.grad(total, tensors, allow_unused=True)
+        finally:
+            sums = {f"{wrapper.site_name}{KEY_SEPARATOR}{local}": value
+                    for wrapper, module in built
+                    for local, value in module.take_row_squares(
+                        self._innermost(wrapper)).items()}
+        return sums
 
     # Activation and routing ---------------------------------------------------------------------
     def _require(self, adapter_name: str) -> AdapterConfig:

@@ -82,12 +82,17 @@ class SparseDeltaLinear(torch.autograd.Function):
         x, weight, values, indices, crow, cols, dense = ctx.saved_tensors
         grad_x = grad_weight = grad_values = grad_dense = None
         wants_dense = ctx.needs_input_grad[9]
-        if ctx.needs_input_grad[1] or ctx.probe is not None or wants_dense:
+        row_squares = isinstance(ctx.probe, RowSquaresProbe)
+        if row_squares:  # fisher: per-row squared gradients instead of the batch's gradient
+            ctx.probe.add_rows(grad_y, x)
+        regrow = ctx.probe is not None and not row_squares
+        wants_weight = ctx.needs_input_grad[1] and not row_squares
+        if wants_weight or regrow or wants_dense:
             g2 = grad_y.reshape(-1, grad_y.shape[-1])
             grad_canonical = g2.t() @ x.reshape(-1, x.shape[-1]).to(g2.dtype)
-            if ctx.probe is not None:  # regrow: keep the top candidates, free the rest now
+            if regrow:  # keep the top candidates, free the rest now
                 ctx.probe.add(grad_canonical, indices)
-            if ctx.needs_input_grad[1]:
+            if wants_weight:
                 grad_weight = grad_canonical.t() if ctx.transposed else grad_canonical
             if wants_dense:  # lottery's dense phase: the gradient of a dense delta
                 grad_dense = (grad_canonical * ctx.dense_scale).to(dense.dtype)
@@ -147,6 +152,27 @@ class RegrowProbe:
         self.positions, self.scores = positions, values
 
 
+class RowSquaresProbe:
+    """What a sparse delta armed for Fisher scoring collects in backward: Σ over the batch's
+    rows of (∂L_row/∂W)², in the canonical (out, in) layout. A row's gradient of a linear
+    weight is Σ_t g_t x_tᵀ over its tokens (g = ∂L_row/∂y), so one backward of the sum of the
+    rows' losses gives every row's gradient, as long as rows do not interact (eval mode)."""
+
+    def __init__(self, shape: tuple[int, int], device: torch.device,
+                 rows_per_chunk: int = 8) -> None:
+        self.sums = torch.zeros(shape, dtype=torch.float32, device=device)
+        self.rows_per_chunk = rows_per_chunk  # bounds the (rows, out, in) tensor of one chunk
+
+    @torch.no_grad()
+    def add_rows(self, grad_y: torch.Tensor, x: torch.Tensor) -> None:
+        g = grad_y.float().reshape(grad_y.shape[0], -1, grad_y.shape[-1])  # (rows, T, out)
+        x = x.float().reshape(x.shape[0], -1, x.shape[-1])  # (rows, T, in)
+        for start in range(0, g.shape[0], self.rows_per_chunk):
+            rows = slice(start, start + self.rows_per_chunk)
+            per_row = torch.bmm(g[rows].transpose(1, 2), x[rows])  # (chunk, out, in)
+            self.sums += per_row.square_().sum(0)
+
+
 class SparseDelta(nn.Module):
     """k trainable values at sorted flat positions of one (out, in) weight."""
 
@@ -158,7 +184,8 @@ class SparseDelta(nn.Module):
         self.register_buffer("crow", torch.zeros(shape[0] + 1, dtype=torch.long, device=device))
         self.register_buffer("cols", torch.zeros(0, dtype=torch.long, device=device))
         self.register_buffer("merged_original", None)  # base values at indices while merged
-        self.probe: RegrowProbe | None = None  # armed by the "regrow" schedule for one step
+        self.probe: RegrowProbe | RowSquaresProbe | None = None  # armed by the "regrow"
+        #                                  schedule for one step, or for Fisher scoring
         self.register_parameter("dense", None)  # a dense delta while "lottery" trains densely
         self.dense_scale = 1.0  # the dense delta adds dense_scale × `dense` to the weight
 
@@ -183,6 +210,17 @@ class SparseDelta(nn.Module):
     def arm_regrow(self, count: int) -> None:
         """Collect `count` regrowth candidates in the next backward (0: disarm)."""
         self.probe = RegrowProbe(count) if count > 0 else None
+
+    def arm_row_squares(self) -> None:
+        """Collect Σ over rows of (∂L_row/∂W)² in every backward until `take_row_squares`."""
+        self.probe = RowSquaresProbe(self.shape, self.indices.device)
+
+    def take_row_squares(self, base_layer: nn.Module) -> dict[str, torch.Tensor]:
+        """What `arm_row_squares` collected, keyed and laid out as `score_targets`; disarms."""
+        probe, self.probe = self.probe, None
+        if not isinstance(probe, RowSquaresProbe):
+            raise RuntimeError("take_row_squares() without arm_row_squares()")
+        return {"delta": probe.sums.t() if is_conv1d(base_layer) else probe.sums}
 
     @torch.no_grad()
     def apply_regrow(self, optimizer_state: dict | None) -> bool:

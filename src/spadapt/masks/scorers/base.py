@@ -20,6 +20,8 @@ class ScoreContext:
     budget: str  # "global" or "layer"
     losses: Callable[[], Iterator[torch.Tensor]] | None = None  # calibration losses, one per
     #                                  batch (per row for a scorer with `per_example`)
+    squared_gradients: Callable[[], dict[str, torch.Tensor]] | None = None  # fisher: name ->
+    #     Σ over calibration rows of (∂ loss(row) / ∂θ)², when the model computes it batched
     chains: list[list[str]] = field(default_factory=list)  # synflow: weight chains, input first
     iterations: int = 20  # synflow: pruning rounds
 

@@ -6,8 +6,12 @@ the loss of example i alone: how much the model's predictions depend on θ_j. Ke
 weights of largest F_j is FISH's rule for which weights to train. The sum over examples (not
 over batches, whose gradients cancel across examples) is why `per_example` is set: the model
 hands this scorer one loss per calibration row. The 1/N does not change the ranking and is
-left out. Cost: one backward pass per calibration example, once, when the adapter is added;
-memory: one float32 score per target weight.
+left out. Memory: one float32 score per target weight.
+
+Cost, once, when the adapter is added: a sparse delta computes the sum batched
+(`ctx.squared_gradients`: one forward and one backward per calibration batch, with each row's
+gradient formed from the layer's input and output gradient); other targets take one backward
+pass per calibration row.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from .base import ScoreContext, gradients, require_losses
 
 
 def fisher_scores(ctx: ScoreContext) -> dict[str, torch.Tensor]:
+    if ctx.squared_gradients is not None:
+        return ctx.squared_gradients()
     losses = require_losses(ctx, "fisher")
     scores = {name: torch.zeros_like(t, dtype=torch.float32) for name, t in ctx.targets.items()}
     for loss in losses():
