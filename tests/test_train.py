@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import spadapt
+from spadapt.data import Example
 from spadapt.masks import MaskedWeight, budget_total
 from spadapt.train import TrainConfig, train
 from train_fixtures import base_model, examples, task
@@ -152,6 +153,56 @@ def test_best_checkpoint_is_restored(classification, tmp_path) -> None:
     assert result.final_metrics["loss"] == pytest.approx(evaluations[best_index]["eval_loss"],
                                                          rel=1e-5)
     assert len(result.history) > len(evaluations)  # train-loss rows between evaluations
+
+
+class CountingTask:
+    """The classification task, counting its evaluations."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.evaluations = inner, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def evaluate(self, *args, **kwargs) -> dict:
+        self.evaluations += 1
+        return self.inner.evaluate(*args, **kwargs)
+
+
+@pytest.mark.parametrize("settings, repeated", [
+    ({}, False),  # the last evaluation measured the returned model
+    ({"schedule": "gradual", "prune_end": 0.5}, True),  # finalize_masks may change it
+])
+def test_the_final_evaluation_is_reused_only_when_nothing_changed_since(
+        classification, tmp_path, settings, repeated) -> None:
+    counting = CountingTask(classification)
+    model = _adapted(classification, **settings)
+    result = train(model, counting, TRAIN, EVAL, _config(epochs=1), out_dir=tmp_path / "run")
+    assert counting.evaluations == 1 + repeated
+    assert result.final_metrics == classification.evaluate(model, EVAL)
+    assert not (tmp_path / "run" / "checkpoints" / "best").exists()  # best = the last state
+
+
+def test_a_restored_best_checkpoint_is_evaluated_again(classification, tmp_path) -> None:
+    counting = CountingTask(classification)
+    model = _adapted(classification)
+    result = train(model, counting, TRAIN, EVAL,
+                   _config(learning_rate=1e-9, epochs=3, evals_per_epoch=2),
+                   out_dir=tmp_path / "run")
+    evaluations = [r for r in result.history if r["eval_accuracy"] is not None]
+    assert result.best_step == evaluations[0]["step"] < result.steps  # no later one beats it
+    assert counting.evaluations == len(evaluations) + 1
+    assert result.final_metrics == classification.evaluate(model, EVAL)
+
+
+def test_prediction_batches_by_length_and_answers_in_the_given_order(classification) -> None:
+    model = base_model(classification.tokenizer.vocab_size).eval()
+    rows = [Example(" ".join(["good film"] * (1 + i % 5)), i % 2) for i in range(11)]
+    together, loss = classification.predict(model, rows, batch_size=4)
+    alone = [classification.predict(model, [row], batch_size=1) for row in rows]
+    torch.testing.assert_close(together, torch.cat([p for p, _ in alone]), rtol=1e-5, atol=1e-6)
+    assert loss == pytest.approx(sum(value for _, value in alone) / len(rows), rel=1e-5)
+    assert classification.predict(model, [], batch_size=4)[0].shape == (0, 2)
 
 
 @pytest.mark.parametrize("schedule", ["gradual", "movement", "learned"])

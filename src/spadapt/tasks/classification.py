@@ -2,7 +2,8 @@
 
 The base is `AutoModelForSequenceClassification` with a new head over the task's labels
 (label names travel in `id2label`). Batches are padded per batch (dynamic padding) to at most
-`max_length` tokens. Metrics come from scikit-learn.
+`max_length` tokens; prediction batches examples of similar length. Metrics come from
+scikit-learn.
 """
 
 from __future__ import annotations
@@ -47,18 +48,28 @@ class ClassificationTask:
     @torch.no_grad()
     def predict(self, model: nn.Module, examples: Sequence, batch_size: int = 64
                 ) -> tuple[torch.Tensor, float]:
-        """(probabilities (N, labels), mean loss) in eval mode."""
+        """(probabilities (N, labels) in the order of `examples`, mean loss) in eval mode.
+        Batches are formed from examples of similar length (less padding); each example's
+        result does not depend on its batch."""
+        if not examples:
+            return torch.zeros(0, len(self.labels)), 0.0
         was_training = model.training
         model.eval()
+        lengths = [len(ids) for ids in self.tokenizer(
+            [e.text for e in examples], truncation=True, max_length=self.max_length)["input_ids"]]
+        order = sorted(range(len(examples)), key=lambda i: lengths[i])
         probabilities, loss_sum, device = [], 0.0, device_of(model)
-        for start in range(0, len(examples), batch_size):
-            batch = self.collate(examples[start : start + batch_size])
+        for start in range(0, len(order), batch_size):
+            batch = self.collate([examples[i] for i in order[start : start + batch_size]])
             batch = {k: v.to(device) for k, v in batch.items()}
             output = model(**batch)
             loss_sum += float(output.loss) * len(batch["labels"])
             probabilities.append(torch.softmax(output.logits.float(), dim=-1).cpu())
         model.train(was_training)
-        return torch.cat(probabilities), loss_sum / max(1, len(examples))
+        by_length = torch.cat(probabilities)
+        in_order = torch.empty_like(by_length)
+        in_order[torch.tensor(order)] = by_length
+        return in_order, loss_sum / max(1, len(examples))
 
     def evaluate(self, model: nn.Module, examples: Sequence, batch_size: int = 64) -> dict:
         from sklearn.metrics import accuracy_score, confusion_matrix, f1_score

@@ -192,15 +192,20 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
         state["loss_sum"], state["loss_count"] = 0.0, 0
         logs.log(state["step"], row)
 
+    last_evaluation: dict = {}  # step -> metrics of the latest evaluation in this process
+
     def evaluate() -> None:
         metrics = task.evaluate(unwrapped, eval_examples, config.eval_batch_size)
+        last_evaluation.clear()
+        last_evaluation[state["step"]] = metrics
         record(metrics)
         score = metrics[task.metric]
         if _schedule_allows_selection(unwrapped, state["step"], total_steps):
             if state["best_metric"] is None or score > state["best_metric"]:
                 state["best_metric"], state["best_step"], state["bad_evals"] = score, \
                     state["step"], 0
-                checkpoint("best")
+                if state["step"] < total_steps:  # the last state is kept as it is anyway
+                    checkpoint("best")
             else:
                 state["bad_evals"] += 1
         patience = config.early_stopping_patience
@@ -270,12 +275,17 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
     logs.close()
     peak = memory.peak_bytes()
 
+    unchanged = True  # is the model still the one `last_evaluation` measured?
     if state["best_step"] is not None and checkpoints is not None and \
             state["best_step"] != state["step"]:
         restore_tensors(unwrapped, _best_tensors(checkpoints / "best"))
+        unchanged = False
     if isinstance(unwrapped, AdaptedModel) and unwrapped.active_adapter is not None:
+        unchanged = unchanged and unwrapped.masks_final(unwrapped.active_adapter)
         unwrapped.finalize_masks()
-    final = task.evaluate(unwrapped, eval_examples, config.eval_batch_size)
+    final = last_evaluation.get(state["step"]) if unchanged else None
+    if final is None:
+        final = task.evaluate(unwrapped, eval_examples, config.eval_batch_size)
     unwrapped.eval()
     return TrainResult(
         history=state["history"], final_metrics=final, best_step=state["best_step"],
