@@ -211,6 +211,15 @@ def entries(base: nn.Module) -> list[Entry]:
               _spadapt({**pfeiffer, "bottleneck": sparse_r, "density": 0.2, "scorer": "random",
                         "schedule": "lottery", "prune_end": 0.5}, "sparse"),
               **rates("sparse"), by_default=False),
+        # SpIEL-style drop-and-regrow for the sparse adapter's masks (the recipe's site, after
+        # the FFN block's LayerNorm), as for the sparse delta above.
+        Entry("sparse+regrow", "variants",
+              f"spadapt sparse adapter r={sparse_r}, SNIP, density 0.2, after the FFN block's "
+              "LayerNorm, regrow every 20 steps",
+              _spadapt({**pfeiffer, "bottleneck": sparse_r, "density": 0.2, "scorer": "snip",
+                        "target_modules": [r"(?:^|\.)layer\.\d+\.output$"],
+                        "schedule": "regrow", "regrow_every": 20, "regrow_fraction": 0.3},
+                       "sparse"), **rates("sparse"), by_default=False),
         Entry("claim_dense_r64", "claims", "dense adapter r=64",
               _spadapt({**pfeiffer, "bottleneck": 64, "density": 1.0}, "adapter"),
               **rates("adapter")),

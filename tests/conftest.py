@@ -112,6 +112,8 @@ def _matrix() -> list[Case]:
                                        schedule=schedule, density=density)))
     cases.append(Case("bert", dict(method="bottleneck", scorer="snip", density=0.2,
                                    large_sparse=True)))
+    cases.append(Case("bert", dict(method="bottleneck", scorer="snip", density=0.2,
+                                   schedule="regrow", regrow_every=2, regrow_fraction=0.5)))
     cases.append(Case("bert", dict(method="bottleneck", scorer="magnitude", density=0.3,
                                    budget="layer")))
     for scorer in ("random", "magnitude", "snip", "grasp", "fisher"):

@@ -1,6 +1,7 @@
 """Schedule "regrow" (SpIEL-style): a sparse delta drops its positions of smallest |Δ| and
 regrows as many where the frozen weight's gradient is largest, with an exact budget at every
-step, inside its weights, values and Adam moments following their positions."""
+step, inside its weights, values and Adam moments following their positions; a bottleneck's
+masked weights do the same with |w| and the gradient of the effective weight."""
 
 from __future__ import annotations
 
@@ -108,8 +109,108 @@ def test_resume_re_arms_a_regrowth_due_at_the_next_step() -> None:
     assert all(d.probe is None for d in sparse_deltas(model).values())
 
 
+def _masked(model: spadapt.AdaptedModel) -> dict:
+    """The masked bottleneck weights of adapter "default", by site and local name."""
+    return {f"{w.site_name}/{local}": weight for w, m in model.adapter_modules("default")
+            if hasattr(m, "masked_weights") for local, weight in m.masked_weights().items()}
+
+
+def _bottleneck_regrowing() -> spadapt.AdaptedModel:
+    return spadapt.attach(tiny_bert(), spadapt.AdapterConfig(
+        method="bottleneck", bottleneck=8, scorer="random", density=0.3, schedule="regrow",
+        regrow_every=2, regrow_fraction=0.5, prune_end=1.0))
+
+
+def test_bottleneck_masks_keep_their_counts_and_move() -> None:
+    model = _bottleneck_regrowing()
+    optimizer = _optimizer(model)
+    keep_pruned_at_zero(model, optimizer)
+    weights = _masked(model)
+    assert weights and all(w.mask is not None for w in weights.values())  # chosen at attach
+    counts = {name: w.kept for name, w in weights.items()}
+    first = {name: w.mask.clone() for name, w in weights.items()}
+    model.train()
+    model.resume_schedule(0, 8)
+    for step in range(1, 9):
+        schedule_step(model, optimizer, step, 8)
+        for name, weight in weights.items():
+            assert weight.kept == counts[name], (step, name)
+            assert bool((weight.weight[~weight.mask] == 0).all())
+    assert any(not torch.equal(w.mask, first[n]) for n, w in weights.items())
+    assert all(w.regrow_count == 0 for w in weights.values())  # step 8 = prune_end
+
+
+def test_a_bottleneck_regrowth_drops_the_smallest_weights_and_regrows_at_the_largest_gradients(
+        ) -> None:
+    model = _bottleneck_regrowing()
+    optimizer = _optimizer(model)
+    keep_pruned_at_zero(model, optimizer)
+    model.eval()
+    schedule_step(model, optimizer, 1, 4)  # arms every masked weight for step 2
+    weights = _masked(model)
+    counts = {name: w.regrow_count for name, w in weights.items()}
+    assert all(c == round(0.5 * 0.5 * w.kept) > 0 for c, w in
+               zip(counts.values(), weights.values(), strict=True))
+    batch = make_batch("bert", seed=2)
+
+    # by hand, on copies: the effective weights' gradients at step 2, and step 2 taken by a
+    # plain AdamW without any regrowth
+    probe_copy = copy.deepcopy(model)
+    effective = {}
+
+    def keep(name: str):
+        def hook(module, args, out) -> None:
+            out.retain_grad()
+            effective[name] = out
+        return hook
+
+    for name, weight in _masked(probe_copy).items():
+        weight.arm_regrow(0)
+        weight.register_forward_hook(keep(name))
+    probe_copy(**batch).loss.backward()
+    plain = copy.deepcopy(model)
+    for weight in _masked(plain).values():
+        weight.arm_regrow(0)
+    plain_optimizer = _optimizer(plain)
+    plain_optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    plain(**batch).loss.backward()
+    plain_optimizer.step()
+
+    model(**batch).loss.backward()
+    optimizer.step()  # the regrowth happens in the optimizer's post-step hook
+    for name, weight in weights.items():
+        old = _masked(plain)[name]
+        kept = old.mask.flatten()
+        slots = kept.nonzero().flatten()
+        dropped = slots[torch.sort(old.weight.detach().flatten()[slots].abs(),
+                                   stable=True).indices[:counts[name]]]
+        scores = effective[name].grad.abs().flatten().clone()
+        scores[kept] = -1
+        regrown = torch.topk(scores, counts[name]).indices
+        want = kept.clone()
+        want[dropped], want[regrown] = False, True
+        assert torch.equal(weight.mask.flatten(), want), name
+        state, theirs = optimizer.state[weight.weight], plain_optimizer.state[old.weight]
+        for mine, reference in ((weight.weight.detach(), old.weight.detach()),
+                                (state["exp_avg"], theirs["exp_avg"]),
+                                (state["exp_avg_sq"], theirs["exp_avg_sq"])):
+            mine, reference = mine.flatten(), reference.flatten()
+            assert bool((mine[~want] == 0).all())  # dropped and pruned: zero, no moments
+            assert bool((mine[regrown] == 0).all())  # regrown: start at zero
+            kept_on = want & kept
+            torch.testing.assert_close(mine[kept_on], reference[kept_on])
+
+
+def test_resume_re_arms_a_bottleneck_regrowth_due_at_the_next_step() -> None:
+    model = _bottleneck_regrowing()
+    model.resume_schedule(1, 4)
+    assert all(w.regrow_count > 0 for w in _masked(model).values())
+    model.resume_schedule(2, 4)
+    assert all(w.regrow_count == 0 for w in _masked(model).values())
+
+
 @pytest.mark.parametrize("fields, message", [
-    (dict(method="bottleneck", schedule="regrow"), "sparse_delta"),
+    (dict(method="bottleneck", schedule="regrow"), "density < 1"),
     (dict(method="sparse_delta", schedule="regrow", regrow_fraction=1.0), "regrow_fraction"),
     (dict(method="sparse_delta", schedule="regrow", regrow_every=0), "regrow_every"),
 ])

@@ -58,6 +58,7 @@ RESUME_CASES = [({}, 10), ({"schedule": "learned", "scorer": "random"}, 10),
                 # of step 4, and must re-arm the regrowth of step 5
                 ({"method": "sparse_delta", "density": 0.05, "schedule": "regrow",
                   "regrow_every": 5, "regrow_fraction": 0.5}, 6),
+                ({"schedule": "regrow", "regrow_every": 5, "regrow_fraction": 0.5}, 6),
                 # lottery chooses at step 13 (prune_end 0.7): killed at 10 the resumed run
                 # crosses the choice, killed at 17 it resumes after it (dense delta dropped)
                 ({"method": "sparse_delta", "density": 0.05, "schedule": "lottery"}, 10),

@@ -47,7 +47,7 @@ class AdapterConfig:
     scorer: str = described(
         "random", help="which weights to keep: random|magnitude|snip|grasp|fisher|synflow")
     schedule: str = described(
-        "init", help="when masks are chosen: init|gradual|learned|movement|lottery "
+        "init", help="when masks are chosen: init|gradual|learned|movement|regrow|lottery "
         "(bottleneck), init|regrow|lottery (sparse_delta)")
     budget: str = described(
         "global", help='top-k over all tensors ("global") or per tensor ("layer")')
@@ -137,10 +137,10 @@ class AdapterConfig:
             if self.large_sparse:
                 raise ConfigError("large_sparse widens a bottleneck; it has no meaning for "
                                   "sparse_delta")
-        elif self.schedule == "regrow":
-            raise ConfigError("schedule 'regrow' moves the positions of a sparse delta; use "
-                              "method='sparse_delta' (bottleneck masks: gradual, movement, "
-                              "learned or lottery)")
+        elif self.schedule == "regrow" and self.density >= 1.0:
+            raise ConfigError("schedule 'regrow' moves the kept entries of a bottleneck's masks; "
+                              "set density < 1 (the fraction kept), or schedule 'init' for a "
+                              "dense adapter")
         if self.schedule == "gradual" and self.scorer != "magnitude":
             raise ConfigError(
                 "schedule 'gradual' prunes by the magnitude of the trained weights: "

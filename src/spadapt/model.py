@@ -630,8 +630,9 @@ def load_adapter(base_model: nn.Module, path: str | Path,
 
 def scores_at_attach(config: AdapterConfig) -> bool:
     """Whether attaching `config` runs its scorer: a sparse delta's positions always are
-    chosen then (other schedules may move them later), a bottleneck's masks under "init"."""
-    return config.method == "sparse_delta" or (config.schedule == "init" and
+    chosen then (other schedules may move them later), a bottleneck's masks under "init" and
+    "regrow" (which moves them later)."""
+    return config.method == "sparse_delta" or (config.schedule in ("init", "regrow") and
                                                 config.density < 1.0)
 
 

@@ -48,6 +48,8 @@ class MaskedWeight(nn.Module):
         self.gate_beta = 2.0 / 3.0  # hard-concrete temperature
         self.register_buffer("movement", None)  # accumulated -grad*weight ("movement")
         self._movement_hook = None
+        self.regrow_count = 0  # "regrow": entries to move after the next optimizer step
+        self.regrow_gradient: torch.Tensor | None = None  # ∂L/∂(effective weight), this step
 
     def forward(self) -> torch.Tensor:
         """The effective weight: weight * gate * mask."""
@@ -56,7 +58,50 @@ class MaskedWeight(nn.Module):
             weight = weight * hard_concrete_gate(self.log_alpha, self.gate_beta, self.training)
         if self.mask is not None:
             weight = weight * self.mask
+            if self.regrow_count > 0 and weight.requires_grad:
+                weight.register_hook(self._collect_regrow_gradient)
         return weight
+
+    def _collect_regrow_gradient(self, grad: torch.Tensor) -> None:
+        """The gradient of the effective weight, pruned entries included (summed over the
+        step's micro-batches): where regrown entries would help most."""
+        grad = grad.detach().float()
+        self.regrow_gradient = grad.clone() if self.regrow_gradient is None else \
+            self.regrow_gradient.add_(grad)
+
+    def arm_regrow(self, count: int) -> None:
+        """Move `count` kept entries after the next optimizer step (0: disarm)."""
+        self.regrow_count = count if self.mask is not None else 0
+        self.regrow_gradient = None
+
+    @torch.no_grad()
+    def apply_regrow(self, optimizer_state: dict | None) -> bool:
+        """Drop the `regrow_count` kept entries of smallest |weight| and keep as many of the
+        entries not kept where the collected gradient is largest in magnitude; the dropped
+        entries and their optimizer state become zero, the regrown ones start at zero with
+        zero optimizer state (as pruned entries are). False if there was nothing to do."""
+        gradient, count = self.regrow_gradient, self.regrow_count
+        self.regrow_gradient, self.regrow_count = None, 0
+        if gradient is None or self.mask is None or count == 0:
+            return False
+        kept = self.mask.flatten()
+        count = min(count, int(kept.sum()), int((~kept).sum()))
+        if count == 0:
+            return False
+        kept_slots = kept.nonzero().flatten()
+        order = torch.sort(self.weight.detach().flatten()[kept_slots].abs(), stable=True).indices
+        scores = gradient.flatten().abs()
+        scores[kept] = -math.inf  # a kept entry is never a candidate
+        mask = kept.clone()
+        mask[kept_slots[order[:count]]] = False
+        mask[torch.topk(scores, count).indices] = True
+        mask = mask.view_as(self.mask)
+        self.weight.mul_(mask)
+        for value in (optimizer_state or {}).values():
+            if torch.is_tensor(value) and value.shape == self.weight.shape:
+                value.mul_(mask)
+        self.mask = mask
+        return True
 
     @property
     def kept(self) -> int:
