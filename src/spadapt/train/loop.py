@@ -129,12 +129,15 @@ def _epoch_order(size: int, seed: int, epoch: int) -> list[int]:
 
 def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Sequence,
           config: TrainConfig, out_dir: Path | None = None, resume: bool = False,
-          accelerator=None, on_step: Callable[[int], None] | None = None) -> TrainResult:
+          accelerator=None, on_step: Callable[[int], None] | None = None,
+          on_evaluation: Callable[[int, dict], None] | None = None) -> TrainResult:
     """Train `model` in place and return what happened. See the module docstring.
 
     out_dir: where checkpoints (`checkpoints/latest`, `checkpoints/best`) and logs go.
     resume: continue from `out_dir/checkpoints/latest` when it exists.
     on_step: called after each optimizer step (and its checkpoint) with the step number.
+    on_evaluation: called after each evaluation during training with (step, metrics); an
+        exception it raises ends the run (a tuning pruner stops a trial so).
     """
     from accelerate import Accelerator
 
@@ -211,6 +214,8 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
         patience = config.early_stopping_patience
         if patience is not None and state["bad_evals"] >= patience:
             state["stopped"] = True
+        if on_evaluation is not None:
+            on_evaluation(state["step"], metrics)
 
     if isinstance(unwrapped, AdaptedModel):
         unwrapped.resume_schedule(state["step"], total_steps)

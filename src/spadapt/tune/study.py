@@ -1,0 +1,291 @@
+"""The search of `spadapt tune`: an Optuna study over `space`, each trial a PoC-budget run.
+
+Trials train on the training rows and are scored on validation rows split off the training
+data (a seeded, label-stratified subset the trials never train on); the evaluation rows are
+never read. The study lives in `OUT/study.db` (SQLite) with a seeded TPE sampler and a median
+pruner fed by each trial's evaluations during training; `--resume` reopens it, marks a trial
+left running by a killed process as failed, and runs until the study holds `trials` completed
+or pruned trials.
+Written after every trial (atomically): `trials.csv`, `best.yaml` (a recipe `spadapt train
+--config` trains as is) and `search.png` (validation score against non-zeros).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from .. import atomic
+from ..poc import BUDGETS, build_model, count_parameters, load_seeded_base, subset_rows
+from ..recipe import Recipe
+from .options import TuneOptions
+from .space import (
+    BudgetCounter,
+    TuneError,
+    parse_max_nonzero,
+    shipped_points,
+    suggest,
+    tuned_recipe,
+)
+
+STUDY_NAME = "spadapt-tune"
+EVALUATIONS_PER_TRIAL = 4  # validation scores during each trial, for the pruner
+CALIBRATION_BATCHES = 16  # batches of 32 training rows for data-driven scorers (as the PoC)
+
+
+@dataclass
+class TuneData:
+    """What every trial of a study shares."""
+
+    task: object  # the ClassificationTask
+    model_path: str  # resolved base model folder
+    train_rows: list  # what trials train on
+    validation_rows: list  # what trials are scored on (never trained on)
+    train: dict  # TrainConfig fields of the budget, for every trial
+    max_nonzero: int  # the constraint, in values
+    seed: int
+
+
+def split_rows(training: list, train_rows: int | None, validation_rows: int,
+               seed: int) -> tuple[list, list]:
+    """(train, validation): disjoint, fixed-seed, label-stratified. Validation rows come
+    from what the budget's train rows leave over, else (a small set) from the whole training
+    split, at most a fifth of it."""
+    wanted = min(validation_rows, len(training) // 5)
+    if wanted < 1:
+        raise TuneError(f"the training data has {len(training)} rows: too few to hold out "
+                        "validation rows (at least 5 needed)")
+    train = subset_rows(training, train_rows, seed)
+    used = {id(row) for row in train}
+    rest = [row for row in training if id(row) not in used]
+    if len(rest) < wanted:
+        validation = subset_rows(training, wanted, seed + 2)
+        held = {id(row) for row in validation}
+        train = subset_rows([row for row in training if id(row) not in held], train_rows, seed)
+    else:
+        validation = subset_rows(rest, wanted, seed + 2)
+    return train, validation
+
+
+def prepare(options: TuneOptions) -> TuneData:
+    """Load the data and the base, split the validation rows, check the options."""
+    from transformers import AutoTokenizer
+
+    from ..assets import resolve_model
+    from ..data import load_dataset
+    from ..tasks import ClassificationTask
+
+    if options.budget not in BUDGETS or options.budget == "recipe":
+        raise TuneError(f"--budget must be one of smoke, quick, standard; got {options.budget!r}")
+    if options.trials < 1:
+        raise TuneError(f"--trials must be at least 1, got {options.trials}")
+    if options.minutes is not None and not options.minutes > 0:
+        raise TuneError(f"--minutes must be positive, got {options.minutes}")
+    split = load_dataset(options.data, options.eval_data, text_column=options.text_column,
+                         label_column=options.label_column, seed=options.seed)
+    if split.task != "classification":
+        raise TuneError(f"{options.data}: spadapt tune searches classification tasks; this "
+                        f"data is {split.task!r}")
+    budget = BUDGETS[options.budget]
+    train, validation = split_rows(split.train, budget["train_rows"], options.validation_rows,
+                                   options.seed)
+    model_path = str(resolve_model(options.model))
+    tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+    task = ClassificationTask(tokenizer, list(split.labels), budget["train"].get("max_length",
+                                                                                 128))
+    base_parameters = sum(p.numel() for p in task.load_base(model_path).parameters())
+    return TuneData(task=task, model_path=model_path, train_rows=train,
+                    validation_rows=validation,
+                    train={**budget["train"], "evals_per_epoch": EVALUATIONS_PER_TRIAL,
+                           "early_stopping_patience": None, "progress": False},
+                    max_nonzero=parse_max_nonzero(options.max_nonzero, base_parameters),
+                    seed=options.seed)
+
+
+def train_recipe(recipe: Recipe, data: TuneData, out_dir: Path | None = None,
+                 on_evaluation=None) -> dict:
+    """Train `recipe` on the study's train rows; its validation score and costs."""
+    from ..train import train
+
+    task = data.task
+    base = load_seeded_base(task, data.model_path, data.seed)
+    calibration = [task.collate(data.train_rows[i * 32 : (i + 1) * 32])
+                   for i in range(CALIBRATION_BATCHES) if i * 32 < len(data.train_rows)]
+    model = build_model(recipe, base, task.labels, calibration, data.seed)
+    counts = count_parameters(recipe, model)
+    if counts["nonzero_params"] > data.max_nonzero:
+        return {**counts, "infeasible": True}
+    config = recipe.train_config(seed=data.seed, progress=False)
+    started = time.perf_counter()
+    result = train(model, task, data.train_rows, data.validation_rows, config, out_dir=out_dir,
+                   on_evaluation=on_evaluation)
+    return {**counts, "infeasible": False, "value": result.final_metrics["accuracy"],
+            "seconds": time.perf_counter() - started}
+
+
+def _open_study(options: TuneOptions, pruner):
+    import optuna
+
+    path = options.out / "study.db"
+    if path.exists() and not options.resume:
+        raise TuneError(f"{path} already holds a study: pass --resume to continue it, or "
+                        "choose another --out")
+    options.out.mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
+    fresh = not path.exists() or STUDY_NAME not in optuna.get_all_study_names(storage)
+    study = optuna.create_study(
+        study_name=STUDY_NAME, storage=storage, direction="maximize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=options.seed),
+        pruner=pruner if pruner is not None else optuna.pruners.MedianPruner(
+            n_startup_trials=3, n_warmup_steps=0))
+    if not fresh:  # one process runs a study: a trial still "running" was killed with it
+        study_id = storage.get_study_id_from_name(STUDY_NAME)
+        for trial in study.get_trials(deepcopy=False,
+                                      states=(optuna.trial.TrialState.RUNNING,)):
+            storage.set_trial_state_values(
+                storage.get_trial_id_from_study_id_trial_number(study_id, trial.number),
+                optuna.trial.TrialState.FAIL)
+    return study, fresh
+
+
+def run_tune(options: TuneOptions, pruner=None) -> dict:
+    """Run (or resume) the study of `options`; returns {"best": ..., "trials": N}.
+    `pruner`: an Optuna pruner instead of the median pruner."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data = prepare(options)
+    study, fresh = _open_study(options, pruner)
+    counter = BudgetCounter(data.task.load_base(data.model_path), data.task.labels)
+    if fresh:
+        for params in shipped_points(counter, data.max_nonzero)[:options.trials]:
+            study.enqueue_trial(params)
+    if all(counter.density_for({"method": m, "placement": "pfeiffer", "bottleneck": 8},
+                               data.max_nonzero) is None for m in ("bottleneck", "sparse_delta")):
+        raise TuneError(f"--max-nonzero {options.max_nonzero} ({data.max_nonzero:,} values) is "
+                        "below what any method needs (its head and biases alone)")
+
+    def objective(trial) -> float:
+        settings, share = suggest(trial)
+        density = counter.density_for(settings, share * data.max_nonzero)
+        if density is None:
+            trial.set_user_attr("nonzero_params", None)
+            raise optuna.TrialPruned("infeasible: the fixed part exceeds the budget")
+        recipe = tuned_recipe(settings, density, {k: v for k, v in data.train.items()
+                                                  if k != "progress"})
+        trial.set_user_attr("recipe", _recipe_dict(recipe))
+
+        def report(step: int, metrics: dict) -> None:
+            trial.report(metrics["accuracy"], step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"stopped at step {step}")
+
+        started = time.perf_counter()
+        try:
+            measured = train_recipe(recipe, data, on_evaluation=report)
+        finally:
+            trial.set_user_attr("seconds", time.perf_counter() - started)
+        trial.set_user_attr("nonzero_params", measured["nonzero_params"])
+        if measured["infeasible"]:
+            raise optuna.TrialPruned("infeasible: more non-zeros than --max-nonzero")
+        return measured["value"]
+
+    def after_trial(study, trial) -> None:
+        write_outputs(study, options.out)
+        if options.progress:
+            done = len(_finished(study))
+            best = _best(study)
+            value = "pruned" if trial.value is None else f"{trial.value:.4f}"
+            best_text = "none yet" if best is None else f"{best.value:.4f} (#{best.number})"
+            print(f"trial {trial.number} ({done}/{options.trials}): {value}; best {best_text}",
+                  file=sys.stderr)
+
+    remaining = options.trials - len(_finished(study))
+    if remaining > 0:
+        study.optimize(objective, n_trials=remaining, callbacks=[after_trial],
+                       timeout=None if options.minutes is None else options.minutes * 60,
+                       catch=(torch.OutOfMemoryError,))
+    write_outputs(study, options.out)
+    best = _best(study)
+    return {"trials": len(study.trials),
+            "best": None if best is None else {"number": best.number, "value": best.value,
+                                               "recipe": best.user_attrs["recipe"]}}
+
+
+def _finished(study) -> list:
+    """The trials that count towards --trials: completed or pruned (not failed)."""
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return study.get_trials(deepcopy=False, states=states)
+
+
+def _best(study):
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+
+
+def _recipe_dict(recipe: Recipe) -> dict:
+    return {"name": recipe.name, "description": recipe.description, "kind": recipe.kind,
+            "adapter": dict(recipe.adapter), "train": dict(recipe.train)}
+
+
+def write_outputs(study, out: Path) -> None:
+    """trials.csv, best.yaml (when a trial completed) and search.png, atomically."""
+    trials = [t for t in study.get_trials(deepcopy=False)]
+    names = sorted({name for t in trials for name in t.params})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["number", "state", *names, "nonzero_params", "value", "seconds"])
+    for t in trials:
+        seconds = t.user_attrs.get("seconds")
+        writer.writerow([t.number, t.state.name, *[t.params.get(n, "") for n in names],
+                         t.user_attrs.get("nonzero_params", ""),
+                         "" if t.value is None else t.value,
+                         "" if seconds is None else round(seconds, 2)])
+    atomic.write_file(out / "trials.csv", buffer.getvalue().encode())
+    best = _best(study)
+    if best is not None:
+        header = (f"# spadapt tune: trial {best.number} of {len(trials)}, validation accuracy "
+                  f"{best.value:.4f}, {best.user_attrs.get('nonzero_params'):,} non-zeros\n")
+        text = header + yaml.safe_dump(best.user_attrs["recipe"], sort_keys=False)
+        atomic.write_file(out / "best.yaml", text.encode())
+    _plot(trials, best, out / "search.png")
+
+
+def _plot(trials: list, best, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    points = [(t.user_attrs["nonzero_params"], t.value) for t in trials
+              if t.value is not None and t.user_attrs.get("nonzero_params")]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    if points:
+        axes.scatter([p[0] for p in points], [p[1] for p in points], label="trial")
+    if best is not None:
+        axes.scatter([best.user_attrs["nonzero_params"]], [best.value], marker="*", s=200,
+                     color="tab:red", label=f"best (#{best.number})")
+    axes.set_xlabel("trained non-zero values")
+    axes.set_ylabel("validation accuracy")
+    if points and min(p[0] for p in points) > 0 and \
+            max(p[0] for p in points) / min(p[0] for p in points) > 10:
+        axes.set_xscale("log")
+    if points:
+        axes.legend(loc="lower right")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    atomic.write_file(path, buffer.getvalue())
+

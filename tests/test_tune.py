@@ -1,0 +1,151 @@
+"""`spadapt tune` on a tiny BERT saved as a local model folder: a seeded study is
+deterministic, a killed study resumes to its total, the pruner stops trials, no trained
+configuration exceeds --max-nonzero, best.yaml reproduces its trial's validation score, and
+bad options exit 2 with a message."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from spadapt.cli import app
+from spadapt.recipe import load_recipe
+from spadapt.tune import TuneOptions
+from spadapt.tune.space import TuneError, parse_max_nonzero
+from spadapt.tune.study import STUDY_NAME, prepare, run_tune, train_recipe
+from train_fixtures import base_model, examples, task
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tune")
+    classification = task()
+    model_dir = root / "tiny-bert"
+    base_model(classification.tokenizer.vocab_size).save_pretrained(model_dir)
+    classification.tokenizer.save_pretrained(model_dir)
+    data = root / "train.csv"
+    with open(data, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for example in examples(160):
+            writer.writerow([example.text, ["negative", "positive"][example.label]])
+    return {"model": str(model_dir), "data": str(data), "root": root}
+
+
+def _options(workspace, out: str, **overrides) -> TuneOptions:
+    values = {"out": workspace["root"] / out, "data": workspace["data"],
+              "model": workspace["model"], "budget": "smoke", "trials": 4,
+              "max_nonzero": "2%", "progress": False, **overrides}
+    return TuneOptions(**values)
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def _study(options: TuneOptions):
+    return optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{options.out}/study.db")
+
+
+def test_a_seeded_study_is_deterministic_and_starts_from_the_shipped_recipes(workspace) -> None:
+    first = run_tune(_options(workspace, "a"))
+    second = run_tune(_options(workspace, "b"))
+    assert first["trials"] == second["trials"] == 4
+    rows_a, rows_b = _rows(workspace["root"] / "a" / "trials.csv"), \
+        _rows(workspace["root"] / "b" / "trials.csv")
+    for row in rows_a + rows_b:
+        row.pop("seconds")
+    assert rows_a == rows_b
+    assert [r["method"] for r in rows_a[:3]] == ["bottleneck", "sparse_delta", "sparse_delta"]
+    assert rows_a[0]["bottleneck.placement"] == "post_ln"  # the sparse recipe's
+    assert rows_a[2]["sparse_delta.schedule"] == "lottery"
+    for name in ("best.yaml", "search.png", "study.db"):
+        assert (workspace["root"] / "a" / name).stat().st_size > 0
+
+
+def test_best_yaml_reproduces_its_trial_validation_score(workspace) -> None:
+    options = _options(workspace, "a", resume=True)  # the study of the test above
+    best = max((t for t in _study(options).get_trials()
+                if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)
+    recipe = load_recipe(options.out / "best.yaml")
+    assert recipe.adapter == best.user_attrs["recipe"]["adapter"]
+    measured = train_recipe(recipe, prepare(options))
+    assert measured["value"] == pytest.approx(best.value, abs=1e-9)
+    assert measured["nonzero_params"] == best.user_attrs["nonzero_params"]
+
+
+def test_a_killed_study_resumes_until_it_holds_the_total(workspace) -> None:
+    options = _options(workspace, "resumed", trials=2)
+    run_tune(options)
+    study = _study(options)
+    study.ask()  # a trial left "running", as a killed process leaves it
+    with pytest.raises(TuneError, match="--resume"):
+        run_tune(options)
+    run_tune(_options(workspace, "resumed", trials=4, resume=True))
+    states = [t.state for t in _study(options).get_trials()]
+    assert states[2] == optuna.trial.TrialState.FAIL  # the killed one
+    counted = [s for s in states if s in (optuna.trial.TrialState.COMPLETE,
+                                          optuna.trial.TrialState.PRUNED)]
+    assert len(counted) == 4 and len(states) == 5
+    assert len(_rows(options.out / "trials.csv")) == 5
+
+
+def test_the_pruner_stops_a_trial_at_its_first_evaluation(workspace) -> None:
+    options = _options(workspace, "pruned", trials=2)
+    run_tune(options, pruner=optuna.pruners.ThresholdPruner(lower=2.0))  # accuracy < 2
+    trials = _study(options).get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.PRUNED] * 2
+    for trial in trials:
+        assert list(trial.intermediate_values) == [1]  # of 4 steps: stopped at the first
+    assert not (options.out / "best.yaml").exists()
+
+
+def test_no_trained_configuration_exceeds_max_nonzero(workspace) -> None:
+    options = _options(workspace, "tight", trials=6, max_nonzero="400", seed=3)
+    run_tune(options)
+    trials = _study(options).get_trials()
+    trained = [t for t in trials if t.intermediate_values]
+    assert trained
+    for trial in trained:
+        assert trial.user_attrs["nonzero_params"] <= 400, trial.params
+    for row in _rows(options.out / "trials.csv"):
+        if row["value"]:
+            assert int(row["nonzero_params"]) <= 400
+
+
+def test_max_nonzero_is_a_share_or_a_count() -> None:
+    assert parse_max_nonzero("0.5%", 22_713_986) == 113_569
+    assert parse_max_nonzero("100_000", 10) == 100_000
+    for bad in ("abc", "0", "-1%"):
+        with pytest.raises(TuneError, match="--max-nonzero"):
+            parse_max_nonzero(bad, 1000)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--max-nonzero", "20"], "below what any method needs"),
+    (["--trials", "0"], "--trials must be at least 1"),
+    (["--max-nonzero", "lots"], "--max-nonzero must be"),
+    (["--budget", "huge"], "--budget must be one of"),
+])
+def test_bad_options_exit_2_with_a_message(workspace, arguments, message) -> None:
+    out = workspace["root"] / f"bad{len(arguments[1])}{arguments[0]}"
+    result = CliRunner().invoke(app, ["tune", "--data", workspace["data"], "--model",
+                                      workspace["model"], "--budget", "smoke", "--out", str(out),
+                                      "--no-progress", *arguments])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_the_command_prints_the_best_trial_and_its_recipe(workspace) -> None:
+    out = workspace["root"] / "cli"
+    result = CliRunner().invoke(app, ["tune", "--data", workspace["data"], "--model",
+                                      workspace["model"], "--budget", "smoke", "--trials", "1",
+                                      "--max-nonzero", "2%", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "best: trial 0" in result.output and "best.yaml" in result.output
+    assert load_recipe(out / "best.yaml").kind == "spadapt"
