@@ -149,3 +149,42 @@ def test_the_command_prints_the_best_trial_and_its_recipe(workspace) -> None:
     assert result.exit_code == 0, result.output
     assert "best: trial 0" in result.output and "best.yaml" in result.output
     assert load_recipe(out / "best.yaml").kind == "spadapt"
+
+
+def test_poc_tune_adds_the_tuned_method_and_the_search_to_the_report(workspace) -> None:
+    import json
+
+    out = workspace["root"] / "poc"
+    result = CliRunner().invoke(app, ["poc", "--data", workspace["data"], "--model",
+                                      workspace["model"], "--budget", "smoke", "--methods",
+                                      "sparse", "--tune", "--tune-trials", "2",
+                                      "--tune-max-nonzero", "2%", "--out", str(out),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert [m["name"] for m in results["methods"]] == ["sparse", "tuned"]
+    search = results["search"]
+    assert search["trials"] == 2 and search["completed"] + search["pruned"] == 2
+    best = search["best"]
+    tuned = results["methods"][1]
+    assert tuned["description"] == best["description"] == load_recipe(
+        out / "tune" / "best.yaml").description
+    assert tuned["nonzero_params"] == best["nonzero_params"] <= 0.02 * \
+        results["base_model"]["parameters"]
+    markdown = (out / "report.md").read_text()
+    assert "## The configuration search" in markdown and "plots/search.png" in markdown
+    assert f"Best: trial {best['number']}" in markdown
+    assert (out / "plots" / "search.png").stat().st_size > 0
+    assert 'id="plot-search"' in (out / "report.html").read_text()
+
+
+def test_a_bad_search_record_in_results_json_is_named() -> None:
+    from spadapt.report import ReportError, parse_results
+
+    results = {"dataset": {"name": "d", "train_rows": 1, "eval_rows": 1, "labels": ["a"]},
+               "base_model": {"name": "m"},
+               "methods": [{"name": "x", "error": "boom"}],
+               "search": {"trials": 2, "completed": 1, "pruned": 1, "failed": 0,
+                          "seconds": 3.0, "validation_rows": 10, "points": [[5, "high"]]}}
+    with pytest.raises(ReportError, match=r"search\.points\[0\]"):
+        parse_results(results)

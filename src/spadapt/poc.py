@@ -15,71 +15,23 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from . import __version__, atomic
 from .errors import SpadaptError
+from .method_runs import (  # noqa: F401 (BUDGETS, build_model, ...: spadapt.poc's API too)
+    BUDGETS,
+    budget_rule,
+    build_model,
+    count_parameters,
+    load_seeded_base,
+    subset_rows,
+)
 from .poc_options import PocOptions
 from .recipe import Recipe, load_recipe
-
-# How much each method gets. quick: a first look in minutes; standard: the real comparison.
-BUDGETS: dict[str, dict] = {
-    # quick: 128 steps of 32 rows for every method (one pass over 4,096 rows; a smaller set
-    # is passed over again, at most 3 times). At 64 steps every method was far from where 256
-    # steps puts it, and not by the same amount (benchmarks/accuracy on Reuters R8: full
-    # fine-tuning 0.875 and the sparse adapter 0.761 at 64 steps, 0.972 and 0.966 at 256);
-    # this PoC at 128 steps on R8 (seed 0): full 0.962, sparse_delta 0.968, sparse 0.879.
-    "quick": {"train_rows": 4096, "eval_rows": 1000, "train": {
-        "epochs": 3, "max_steps": 128, "batch_size": 32, "max_length": 64,
-        "early_stopping_patience": None, "checkpoint_every": 0}},
-    "standard": {"train_rows": None, "eval_rows": None, "train": {
-        "epochs": 3, "batch_size": 32, "max_length": 64, "early_stopping_patience": 1,
-        "checkpoint_every": 100}},
-    "recipe": {"train_rows": None, "eval_rows": None, "train": {}},  # `spadapt train`
-    "smoke": {"train_rows": 128, "eval_rows": 128, "train": {  # tests: seconds, not results
-        "epochs": 1, "max_steps": 4, "batch_size": 32, "max_length": 32,
-        "early_stopping_patience": None, "checkpoint_every": 0}},
-}
 
 
 class PocError(SpadaptError):
     """A PoC option that cannot work."""
-
-
-def budget_rule(train: dict, train_rows: int) -> dict:
-    """What every method of a run gets, for the report: `steps` (optimizer steps, an upper
-    bound under early stopping), epochs, batch size and early-stopping patience."""
-    batch = train.get("batch_size", 32)
-    steps = train.get("epochs", 1) * max(1, -(-train_rows // batch))
-    if train.get("max_steps"):
-        steps = min(steps, train["max_steps"])
-    return {"steps": steps, "max_steps": train.get("max_steps"), "epochs": train.get("epochs"),
-            "batch_size": batch, "early_stopping_patience": train.get("early_stopping_patience")}
-
-
-
-def subset_rows(examples: list, rows: int | None, seed: int) -> list:
-    """A fixed-seed, label-stratified subset of at most `rows` examples, in shuffled order.
-
-    Each label keeps about its share of `examples`; examples without a `label` attribute
-    (prompt/response pairs) form one group. `rows=None`, or `rows` at least `len(examples)`,
-    returns all of them in their own order. The same `seed` gives the same subset, so every
-    method of a run sees the same rows.
-    """
-    if rows is None or len(examples) <= rows:
-        return list(examples)
-    generator = torch.Generator().manual_seed(seed)
-    by_label: dict[int, list] = {}
-    for example in examples:  # prompt/response examples have no label: one group
-        by_label.setdefault(getattr(example, "label", 0), []).append(example)
-    chosen = []
-    for label in sorted(by_label):
-        group = by_label[label]
-        take = max(1, round(rows * len(group) / len(examples)))
-        order = torch.randperm(len(group), generator=generator)[:take].tolist()
-        chosen += [group[i] for i in order]
-    order = torch.randperm(len(chosen), generator=generator).tolist()
-    return [chosen[i] for i in order][:rows]
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -97,38 +49,6 @@ def machine_info() -> dict:
             "torch": torch.__version__, "python": platform.python_version()}
 
 
-def load_seeded_base(task, model_path: str, seed: int) -> nn.Module:
-    """`task`'s base model with its new head initialised from `seed`, so that a method's run
-    does not depend on what ran before it in the process."""
-    torch.manual_seed(seed)
-    return task.load_base(model_path)
-
-
-def build_model(recipe: Recipe, base, labels: list[str], calibration: list[dict], seed: int):
-    """The model to train for `recipe`, built on `base` (which it may modify)."""
-    torch.manual_seed(seed)
-    if recipe.kind == "full":
-        for parameter in base.parameters():
-            parameter.requires_grad_(True)
-        return base
-    if recipe.kind == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        settings = dict(recipe.lora)
-        names = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
-        if not set(settings.get("target_modules") or []) & names:
-            settings["target_modules"] = "all-linear"  # the recipe's names are another family's
-        task_type = "SEQ_CLS" if labels else "CAUSAL_LM"
-        return get_peft_model(base, LoraConfig(task_type=task_type, **settings))
-    from .masks import SCORERS
-    from .model import attach, scores_at_attach
-
-    config = recipe.adapter_config(labels=list(labels), seed=seed)
-    needs_data = scores_at_attach(config) and SCORERS[config.scorer].needs_data
-    return attach(base, config, adapter_name="default",
-                  calibration=calibration if needs_data else None)
-
-
 def save_method(recipe: Recipe, model, directory: Path, model_ref: str) -> Path:
     """Save what the method trained: an adapter directory, a PEFT folder or a whole model."""
     if recipe.kind == "spadapt":
@@ -136,17 +56,6 @@ def save_method(recipe: Recipe, model, directory: Path, model_ref: str) -> Path:
     target = directory / ("lora" if recipe.kind == "lora" else "model")
     model.save_pretrained(target, safe_serialization=True)
     return target
-
-
-def count_parameters(recipe: Recipe, model) -> dict[str, int]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    if recipe.kind == "spadapt":
-        report = model.parameter_report()
-        return {"base_params": report["base"], "trainable_params": report["trainable"],
-                "nonzero_params": report["nonzero"]}
-    base = sum(p.numel() for n, p in model.named_parameters()
-               if "lora_" not in n and "modules_to_save" not in n)
-    return {"base_params": base, "trainable_params": trainable, "nonzero_params": trainable}
 
 
 def run_method(recipe: Recipe, task, split_train: list, split_eval: list, options: PocOptions,
@@ -186,6 +95,26 @@ def run_method(recipe: Recipe, task, split_train: list, split_eval: list, option
         "history": result.history, "confusion_matrix": final.get("confusion_matrix"),
         **{k: final[k] for k in ("perplexity", "exact_match") if k in final},
     }
+
+
+def run_search(options: PocOptions) -> tuple[dict, Recipe | None]:
+    """`spadapt tune` in OUT/tune with the PoC's data, base, budget and seed: what it found
+    (for results.json's "search") and the recipe of its best trial (None if none completed)."""
+    from .tune import TuneOptions
+    from .tune.study import BEST_FILE, run_tune
+
+    directory = options.out / "tune"
+    found = run_tune(TuneOptions(
+        out=directory, data=options.data, eval_data=options.eval_data,
+        text_column=options.text_column, label_column=options.label_column, model=options.model,
+        budget=options.budget, trials=options.tune_trials,
+        max_nonzero=options.tune_max_nonzero, seed=options.seed, resume=options.resume,
+        progress=options.progress))
+    best = found.pop("best")
+    search = {**found, "directory": "tune", "best": best}
+    if best is None:
+        return search, None
+    return search, load_recipe(directory / BEST_FILE)
 
 
 def run_poc(options: PocOptions) -> dict:
@@ -234,6 +163,11 @@ def run_poc(options: PocOptions) -> dict:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "spadapt_version": __version__,
         "machine": machine_info(), "methods": [],
     }
+    if options.tune:
+        search, tuned = run_search(options)
+        results["search"] = search
+        if tuned is not None:
+            recipes = [r for r in recipes if r.name != tuned.name] + [tuned]
     for recipe in recipes:
         if recipe.name in previous:
             results["methods"].append(previous[recipe.name])

@@ -38,3 +38,9 @@ class PocOptions:
     resume: bool = described(False, help="Keep finished methods of a previous run; resume "
                              "the unfinished one.")
     progress: bool = described(True, help="Progress bars on stderr.")
+    tune: bool = described(False, help="First search the sparse-adapter configuration "
+                           "(spadapt tune, in OUT/tune, on rows held out of the training "
+                           "data) and add the method it finds, 'tuned', to the comparison.")
+    tune_trials: int = described(20, help="--tune: trials of the search.")
+    tune_max_nonzero: str = described("0.5%", help="--tune: most trained non-zeros of a "
+                                      "configuration (a share of the base, or a count).")

@@ -43,7 +43,8 @@ def _finish(results: dict, out: Path) -> None:
 
 
 POC_FIELDS = ["data", "eval_data", "text_column", "label_column", "model", "methods", "budget",
-              "lang", "seed", "skip_bad_rows", "resume", "progress", "out"]
+              "lang", "seed", "skip_bad_rows", "resume", "progress", "tune", "tune_trials",
+              "tune_max_nonzero", "out"]
 
 
 @dataclass_options(PocOptions, POC_FIELDS, overrides={"methods": {

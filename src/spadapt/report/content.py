@@ -1,5 +1,6 @@
 """What the report says, as plain unescaped text, shared by the Markdown and HTML renderers:
-the title, the results table, which plots it shows, the data-quality section and the footer.
+the title, the results table, which plots it shows, the search (poc --tune), the data-quality
+section and the footer.
 
 Everything here is plain text; each renderer escapes it for its format. The summary
 sentences, which need emphasis inside them, live in summary.py; the plots are drawn by
@@ -19,7 +20,7 @@ REJECTED_SHOWN = 10  # rejected rows listed in the report (results.json keeps up
 
 # File names of the plots, in report order (the Markdown links to plots/<name>).
 PLOT_FILES = {"accuracy": "accuracy_vs_nonzero.png", "curves": "training_curves.png",
-              "confusion": "confusion_matrix.png"}
+              "confusion": "confusion_matrix.png", "search": "search.png"}
 
 
 @dataclass
@@ -62,7 +63,28 @@ def plot_names(results: Results) -> list[str]:
     rec = recommend(results)
     if rec is not None and rec.confusion_matrix is not None and results.labels:
         names.append("confusion")
+    if results.search is not None and results.search.points:
+        names.append("search")
     return names
+
+
+def search_lines(results: Results, lang: str) -> list[str]:
+    """The paragraphs of the search section (empty when the run did not search)."""
+    search = results.search
+    if search is None:
+        return []
+    s = strings(lang)
+    lines = [s["search_ran"].format(
+        trials=search.trials, completed=search.completed, pruned=search.pruned,
+        failed=search.failed, time=fmt.duration(search.seconds, s),
+        rows=f"{search.validation_rows:,}")]
+    if search.best_number is None:
+        lines.append(s["search_none"])
+    else:
+        lines.append(s["search_best"].format(
+            number=search.best_number, settings=search.best_settings,
+            accuracy=fmt.percent(search.best_value), nonzero=fmt.count(search.best_nonzero)))
+    return lines
 
 
 def table(results: Results, lang: str) -> Table:

@@ -56,7 +56,8 @@ def render(results: Results, lang: str, images: dict[str, bytes]) -> str:
     """The page; `images` maps plot names (content.PLOT_FILES keys) to PNG bytes."""
     s = strings(lang)
     rec = recommend(results)
-    alts = {"accuracy": s["p_accuracy_title"], "curves": s["h_curves"]}
+    alts = {"accuracy": s["p_accuracy_title"], "curves": s["h_curves"],
+            "search": s["p_search_title"]}
     if rec is not None:
         alts["confusion"] = s["h_confusion"].format(name=rec.name)
     plots = {name: Plot(name, alt, base64.b64encode(images[name]).decode("ascii"))
@@ -65,4 +66,5 @@ def render(results: Results, lang: str, images: dict[str, bytes]) -> str:
     return _template().render(
         lang=lang, s=s, title=content.title(results, lang), summary=summary,
         table=content.table(results, lang), plots=plots,
+        search=content.search_lines(results, lang),
         data_quality=content.data_quality(results, lang), footer=content.footer(results, lang))

@@ -21,6 +21,7 @@ _EN: dict[str, str] = {
     "h_curves": "Training curves",
     "h_confusion": "Confusion matrix of {name}",
     "h_data": "Data quality",
+    "h_search": "The configuration search",
     "h_footer": "Run details",
     # Summary sentences.
     "pick_vs_full": "Pick {name}: {acc_vs_full}, stores {size} instead of {full_size} "
@@ -70,6 +71,14 @@ _EN: dict[str, str] = {
     # Plots and sections around them.
     "curves_none": "No training history was recorded.",
     "accuracy_none": "No method finished with stored parameters to plot.",
+    "search_ran": "Before the comparison, spadapt tune ran {trials} trials ({completed} "
+                  "completed, {pruned} stopped early, {failed} failed) in {time}, each scored "
+                  "on {rows} training rows held out of its training; the evaluation rows were "
+                  "not used.",
+    "search_best": "Best: trial {number}, {settings}: validation accuracy {accuracy} with "
+                   "{nonzero} non-zero parameters. It is the method tuned in the results, "
+                   "trained and evaluated like the others.",
+    "search_none": "No trial completed, so no tuned method was added.",
     # Data quality.
     "rows_used": "Rows used: {train} for training, {eval} for evaluation.",
     "rejected_none": "No rows were rejected.",
@@ -112,6 +121,8 @@ _EN: dict[str, str] = {
     "p_true_axis": "True label",
     "p_pred_axis": "Predicted label",
     "p_recommended": "recommended",
+    "p_search_title": "Search: validation accuracy of each trial",
+    "p_search_best": "best",
 }
 
 _JA: dict[str, str] = {
@@ -122,6 +133,7 @@ _JA: dict[str, str] = {
     "h_curves": "学習曲線",
     "h_confusion": "{name} の混同行列",
     "h_data": "データ品質",
+    "h_search": "構成の探索",
     "h_footer": "実行環境",
     "pick_vs_full": "おすすめは {name} です。精度はフルファインチューニング比 {acc_vs_full}、"
                     "保存サイズは {full_size} ではなく {size}（{ratio}）、学習は {speed}。",
@@ -169,6 +181,13 @@ _JA: dict[str, str] = {
     "curves_none": "学習履歴は記録されていません。",
     "accuracy_none": "グラフに描ける手法（エラーなく完了し、保存パラメータを持つもの）が"
                      "ありません。",
+    "search_ran": "比較の前に spadapt tune が {trials} 回の試行（完了 {completed}、早期打ち切り "
+                  "{pruned}、失敗 {failed}）を {time} で実行しました。各試行は学習データから"
+                  "取り分けた {rows} 行で評価し、評価データは使っていません。",
+    "search_best": "最良: 試行 {number}（{settings}）、検証精度 {accuracy}、非ゼロパラメータ "
+                   "{nonzero} 個。結果一覧の tuned がこの構成で、他の手法と同じ条件で学習・"
+                   "評価しています。",
+    "search_none": "完了した試行がないため、tuned は追加していません。",
     "rows_used": "使用した行数: 学習 {train} 行、評価 {eval} 行。",
     "rejected_none": "除外された行はありません。",
     "rejected_count": "除外された行: {count} 行。",
@@ -207,6 +226,8 @@ _JA: dict[str, str] = {
     "p_true_axis": "正解ラベル",
     "p_pred_axis": "予測ラベル",
     "p_recommended": "推奨",
+    "p_search_title": "探索: 各試行の検証精度",
+    "p_search_best": "最良",
 }
 
 _TABLES = {"en": _EN, "ja": _JA}

@@ -42,6 +42,13 @@ def render(results: Results, lang: str = "en") -> str:
     if "confusion" in drawn and rec is not None:
         heading = s["h_confusion"].format(name=rec.name)
         out += [f"## {md_escape(heading)}", "", _image("confusion", heading), ""]
+    search = content.search_lines(results, lang)
+    if search:
+        out += [f"## {md_escape(s['h_search'])}", ""]
+        for line in search:
+            out += [md_escape(line), ""]
+        if "search" in drawn:
+            out += [_image("search", s["p_search_title"]), ""]
     out += _data_quality(results, lang)
     out += [f"## {md_escape(s['h_footer'])}", ""]
     out += [f"- {md_escape(k)}: {md_escape(v)}" for k, v in content.footer(results, lang)]

@@ -1,5 +1,5 @@
-"""The report's plots as PNG bytes: accuracy vs non-zero parameters, training curves, and the
-recommended method's confusion matrix.
+"""The report's plots as PNG bytes: accuracy vs non-zero parameters, training curves, the
+recommended method's confusion matrix, and the configuration search (poc --tune).
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no global backend switch),
 so it works headless and never touches a user's interactive session. Japanese plot text
@@ -78,7 +78,8 @@ def render_plots(results: Results, lang: str) -> dict[str, bytes]:
     rec = recommend(results)
     draw = {"accuracy": lambda: _accuracy(results, rec, t, colors),
             "curves": lambda: _curves(results, t, colors),
-            "confusion": lambda: _confusion(results, rec, t)}
+            "confusion": lambda: _confusion(results, rec, t),
+            "search": lambda: _search(results, t)}
     rc = {"font.family": ["DejaVu Sans", *([font] if font else [])],  # per-glyph fallback
           "axes.unicode_minus": False, "text.usetex": False}
     out = {}
@@ -204,4 +205,24 @@ def _confusion(results: Results, rec: Method | None, t: dict[str, str]) -> Figur
     ax.set_xlabel(t["p_pred_axis"])
     ax.set_ylabel(t["p_true_axis"])
     ax.set_title(t["p_confusion_title"].format(name=_plain(rec.name)))
+    return fig
+
+
+def _search(results: Results, t: dict[str, str]) -> Figure:
+    search = results.search
+    assert search is not None and search.points
+    fig = Figure(figsize=(7.5, 4.2), dpi=_DPI, layout="constrained")
+    ax = fig.add_subplot()
+    xs, ys = zip(*search.points, strict=True)
+    ax.scatter(xs, ys, s=40, color="C0", zorder=3)
+    if search.best_number is not None:
+        ax.scatter([search.best_nonzero], [search.best_value], s=220, marker="*",
+                   color="C3", edgecolors="black", zorder=4, label=t["p_search_best"])
+        ax.legend(fontsize=9, loc="lower right")
+    ax.set_xscale("log")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+    ax.set_xlabel(t["p_nonzero_axis"])
+    ax.set_ylabel(t["p_accuracy_axis"])
+    ax.set_title(t["p_search_title"])
+    ax.grid(True, alpha=0.3)
     return fig

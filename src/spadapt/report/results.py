@@ -65,6 +65,23 @@ class Rejected:
 
 
 @dataclass
+class Search:
+    """What `spadapt poc --tune` searched before the comparison (results.json "search")."""
+
+    trials: int  # trials the study holds
+    completed: int
+    pruned: int  # stopped early by the pruner, or infeasible
+    failed: int
+    seconds: float  # time its trials took
+    validation_rows: int  # training rows held out to score the trials
+    points: list[tuple[int, float]]  # (non-zeros, validation accuracy) of completed trials
+    best_number: int | None = None  # the best trial; None when none completed
+    best_value: float | None = None  # its validation accuracy
+    best_nonzero: int | None = None
+    best_settings: str | None = None  # its configuration in words
+
+
+@dataclass
 class Results:
     dataset_name: str
     train_rows: int
@@ -82,6 +99,7 @@ class Results:
     created: str | None = None
     spadapt_version: str | None = None
     machine: dict[str, Any] | None = None
+    search: Search | None = None  # present when the run searched first (poc --tune)
 
 
 # Metrics every successful method must carry (the results.json contract).
@@ -165,6 +183,7 @@ def parse_results(data: Any, source: str = RESULTS_FILE) -> Results:
         created=_text(top.get("created")),
         spadapt_version=_text(top.get("spadapt_version")),
         machine=machine,
+        search=None if top.get("search") is None else _parse_search(r, top["search"]),
     )
 
 
@@ -245,3 +264,26 @@ def _parse_rejected(r: _Reader, raw: Any) -> list[Rejected]:
                              line=r.get(item, "line", at, "int", required=False),
                              reason=str(item.get("reason", ""))))
     return rows
+
+
+def _parse_search(r: _Reader, raw: Any) -> Search:
+    obj = r.obj(raw, "search")
+    points = obj.get("points") or []
+    if not isinstance(points, list) or not all(
+            isinstance(p, list) and len(p) == 2 for p in points):
+        raise r.fail("search.points", "must be a list of [non-zeros, accuracy] pairs")
+    search = Search(
+        **{key: r.get(obj, key, "search", "int") for key in
+           ("trials", "completed", "pruned", "failed", "validation_rows")},
+        seconds=r.get(obj, "seconds", "search", "float"),
+        points=[(r.get({"n": p[0]}, "n", f"search.points[{i}]", "int"),
+                 r.get({"v": p[1]}, "v", f"search.points[{i}]", "float"))
+                for i, p in enumerate(points)])
+    best = obj.get("best")
+    if best is not None:
+        best = r.obj(best, "search.best")
+        search.best_number = r.get(best, "number", "search.best", "int")
+        search.best_value = r.get(best, "value", "search.best", "float")
+        search.best_nonzero = r.get(best, "nonzero_params", "search.best", "int")
+        search.best_settings = r.get(best, "settings", "search.best", "str")
+    return search

@@ -132,12 +132,18 @@ def tuned_recipe(settings: dict, density: float, train: dict) -> Recipe:
     """The recipe of one point: its adapter settings at `density`, trained as `train` says."""
     adapter = {k: v for k, v in settings.items() if k != "learning_rate"}
     adapter["density"] = round(density, 6)
-    words = (f"bottleneck r={adapter['bottleneck']} ({adapter['placement']})"
-             if adapter["method"] == "bottleneck" else "sparse delta")
-    description = (f"Tuned: {words}, {adapter['scorer']}, schedule {adapter['schedule']}, "
-                   f"density {adapter['density']:.4g}, lr {settings['learning_rate']:.2g}")
-    return Recipe(name="tuned", description=description, kind="spadapt", adapter=adapter,
+    return Recipe(name="tuned", description=f"Found by spadapt tune: {in_words(settings, density)}",
+                  kind="spadapt", adapter=adapter,
                   train={**train, "learning_rate": settings["learning_rate"]})
+
+
+def in_words(settings: dict, density: float) -> str:
+    """A point's settings in one line: "bottleneck r=64 at post_ln, snip, schedule init, ..."."""
+    what = (f"bottleneck r={settings['bottleneck']} at {settings['placement']}"
+            if settings["method"] == "bottleneck" else
+            f"sparse delta ({settings['budget']} budget)")
+    return (f"{what}, scorer {settings['scorer']}, schedule {settings['schedule']}, density "
+            f"{density:.3g}, learning rate {settings['learning_rate']:.2g}")
 
 
 def shipped_points(counter: BudgetCounter, max_nonzero: int,

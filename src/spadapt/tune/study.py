@@ -23,12 +23,13 @@ import torch
 import yaml
 
 from .. import atomic
-from ..poc import BUDGETS, build_model, count_parameters, load_seeded_base, subset_rows
+from ..method_runs import BUDGETS, build_model, count_parameters, load_seeded_base, subset_rows
 from ..recipe import Recipe
 from .options import TuneOptions
 from .space import (
     BudgetCounter,
     TuneError,
+    in_words,
     parse_max_nonzero,
     shipped_points,
     suggest,
@@ -36,7 +37,9 @@ from .space import (
 )
 
 STUDY_NAME = "spadapt-tune"
-EVALUATIONS_PER_TRIAL = 4  # validation scores during each trial, for the pruner
+BEST_FILE = "best.yaml"
+EVALUATIONS_PER_TRIAL = 4  # validation scores during each trial, for the pruner (a trial's
+#                            value is its best; best.yaml leaves this to the recipe's reader)
 CALIBRATION_BATCHES = 16  # batches of 32 training rows for data-driven scorers (as the PoC)
 
 
@@ -48,7 +51,7 @@ class TuneData:
     model_path: str  # resolved base model folder
     train_rows: list  # what trials train on
     validation_rows: list  # what trials are scored on (never trained on)
-    train: dict  # TrainConfig fields of the budget, for every trial
+    train: dict  # TrainConfig fields of the budget: every trial's, and best.yaml's
     max_nonzero: int  # the constraint, in values
     seed: int
 
@@ -103,8 +106,7 @@ def prepare(options: TuneOptions) -> TuneData:
     base_parameters = sum(p.numel() for p in task.load_base(model_path).parameters())
     return TuneData(task=task, model_path=model_path, train_rows=train,
                     validation_rows=validation,
-                    train={**budget["train"], "evals_per_epoch": EVALUATIONS_PER_TRIAL,
-                           "early_stopping_patience": None, "progress": False},
+                    train={**budget["train"], "early_stopping_patience": None},
                     max_nonzero=parse_max_nonzero(options.max_nonzero, base_parameters),
                     seed=options.seed)
 
@@ -122,7 +124,8 @@ def train_recipe(recipe: Recipe, data: TuneData, out_dir: Path | None = None,
     counts = count_parameters(recipe, model)
     if counts["nonzero_params"] > data.max_nonzero:
         return {**counts, "infeasible": True}
-    config = recipe.train_config(seed=data.seed, progress=False)
+    config = recipe.train_config(seed=data.seed, progress=False,
+                                 evals_per_epoch=EVALUATIONS_PER_TRIAL)
     started = time.perf_counter()
     result = train(model, task, data.train_rows, data.validation_rows, config, out_dir=out_dir,
                    on_evaluation=on_evaluation)
@@ -178,9 +181,9 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
         if density is None:
             trial.set_user_attr("nonzero_params", None)
             raise optuna.TrialPruned("infeasible: the fixed part exceeds the budget")
-        recipe = tuned_recipe(settings, density, {k: v for k, v in data.train.items()
-                                                  if k != "progress"})
+        recipe = tuned_recipe(settings, density, data.train)
         trial.set_user_attr("recipe", _recipe_dict(recipe))
+        trial.set_user_attr("settings", in_words(settings, density))
 
         def report(step: int, metrics: dict) -> None:
             trial.report(metrics["accuracy"], step)
@@ -213,10 +216,30 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
                        timeout=None if options.minutes is None else options.minutes * 60,
                        catch=(torch.OutOfMemoryError,))
     write_outputs(study, options.out)
+    return summary(study, data)
+
+
+def summary(study, data: TuneData) -> dict:
+    """What the study holds, for the PoC's results.json ("search") and the command's output:
+    trial counts by state, the seconds its trials took (over every resume), the validation
+    rows, the budget, each completed trial's (non-zeros, validation accuracy), the best."""
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state.name for t in trials]
     best = _best(study)
-    return {"trials": len(study.trials),
-            "best": None if best is None else {"number": best.number, "value": best.value,
-                                               "recipe": best.user_attrs["recipe"]}}
+    return {
+        "trials": len(trials), "completed": states.count("COMPLETE"),
+        "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
+        "seconds": sum(t.user_attrs.get("seconds") or 0.0 for t in trials),
+        "validation_rows": len(data.validation_rows), "max_nonzero": data.max_nonzero,
+        "points": [[t.user_attrs["nonzero_params"], t.value] for t in trials
+                   if t.state.name == "COMPLETE"],
+        "best": None if best is None else {
+            "number": best.number, "value": best.value,
+            "nonzero_params": best.user_attrs["nonzero_params"],
+            "description": best.user_attrs["recipe"]["description"],
+            "settings": best.user_attrs["settings"],
+            "recipe": best.user_attrs["recipe"]},
+    }
 
 
 def _finished(study) -> list:
@@ -258,7 +281,7 @@ def write_outputs(study, out: Path) -> None:
         header = (f"# spadapt tune: trial {best.number} of {len(trials)}, validation accuracy "
                   f"{best.value:.4f}, {best.user_attrs.get('nonzero_params'):,} non-zeros\n")
         text = header + yaml.safe_dump(best.user_attrs["recipe"], sort_keys=False)
-        atomic.write_file(out / "best.yaml", text.encode())
+        atomic.write_file(out / BEST_FILE, text.encode())
     _plot(trials, best, out / "search.png")
 
 
