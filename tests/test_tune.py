@@ -175,6 +175,10 @@ def test_poc_tune_adds_the_tuned_method_and_the_search_to_the_report(workspace) 
     assert "## The configuration search" in markdown and "plots/search.png" in markdown
     assert f"Best: trial {best['number']}" in markdown
     assert (out / "plots" / "search.png").stat().st_size > 0
+    for method in results["methods"]:  # where each kept its values, all of them counted
+        assert sum(map(sum, method["spread"]["counts"])) == method["nonzero_params"]
+    assert "## Where tuned keeps its values" in markdown
+    assert (out / "plots" / "kept_values_by_layer.png").stat().st_size > 0
     assert 'id="plot-search"' in (out / "report.html").read_text()
 
 

@@ -28,6 +28,7 @@ from .method_runs import (  # noqa: F401 (BUDGETS, build_model, ...: spadapt.poc
 )
 from .poc_options import PocOptions
 from .recipe import Recipe, load_recipe
+from .spread import kept_spread
 
 
 class PocError(SpadaptError):
@@ -80,6 +81,10 @@ def run_method(recipe: Recipe, task, split_train: list, split_eval: list, option
     final = result.final_metrics
     counts = count_parameters(recipe, model)
     counts["trainable_params"] = max(counts["trainable_params"], trained_at_start)
+    spread = None
+    if recipe.kind == "spadapt":
+        spread = kept_spread({name: tensor.values.numel() for name, tensor in
+                              model.export_adapter("default").items()}).to_dict()
     return {
         "name": recipe.name, "description": recipe.description, "kind": recipe.kind,
         "accuracy": final["accuracy"], "macro_f1": final["macro_f1"],
@@ -93,6 +98,7 @@ def run_method(recipe: Recipe, task, split_train: list, split_eval: list, option
         "adapter_dir": str(saved.relative_to(options.out)),
         "learning_rate": config.learning_rate, "best_step": result.best_step,
         "history": result.history, "confusion_matrix": final.get("confusion_matrix"),
+        **({"spread": spread} if spread is not None else {}),
         **{k: final[k] for k in ("perplexity", "exact_match") if k in final},
     }
 

@@ -12,8 +12,11 @@ from .exits import exit_codes
 
 def inspect_adapter(
     adapter_dir: Path = typer.Argument(..., help="An adapter directory (save_adapter output)."),
+    plot: Path | None = typer.Option(None, help="Also draw the kept values by layer and "
+                                     "module into this PNG file."),
 ) -> None:
-    """Verify an adapter directory and print its task, config, size and base model."""
+    """Verify an adapter directory and print its task, config, size, base model and where its
+    kept values are (by layer and module)."""
     with exit_codes():
         from ..storage import read_adapter_dir
 
@@ -34,6 +37,21 @@ def inspect_adapter(
         typer.echo(f"  {path.name}: {path.stat().st_size} bytes")
     typer.echo(f"base model: {base.get('model_type')}, {base.get('parameters')} parameters "
                f"(without heads {manifest.get('excluded_heads', [])})")
+    from ..spread import kept_spread
+    from .tables import print_table
+
+    spread = kept_spread({name: t.values.numel() for name, t in stored.tensors.items()})
+    typer.echo("kept values by layer and module:")
+    print_table(("LAYER", "TOTAL", *[m.upper() for m in spread.modules]),
+                [(layer, f"{sum(row):,}", *[f"{v:,}" for v in row])
+                 for layer, row in zip(spread.layers, spread.counts, strict=True)],
+                right=tuple(range(1, len(spread.modules) + 2)))
+    if plot is not None:
+        from .. import atomic
+        from ..report.plots import spread_png
+
+        atomic.write_file(plot, spread_png(spread, f"{adapter_dir}: kept values by layer"))
+        typer.echo(f"plot: {plot}")
 
 
 def evaluate(

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 
 from . import fmt
 from .i18n import strings
-from .results import Results
+from .results import Method, Results
 from .summary import recommend
 
 REJECTED_SHOWN = 10  # rejected rows listed in the report (results.json keeps up to 100)
 
 # File names of the plots, in report order (the Markdown links to plots/<name>).
 PLOT_FILES = {"accuracy": "accuracy_vs_nonzero.png", "curves": "training_curves.png",
-              "confusion": "confusion_matrix.png", "search": "search.png"}
+              "confusion": "confusion_matrix.png", "spread": "kept_values_by_layer.png",
+              "search": "search.png"}
 
 
 @dataclass
@@ -63,9 +64,22 @@ def plot_names(results: Results) -> list[str]:
     rec = recommend(results)
     if rec is not None and rec.confusion_matrix is not None and results.labels:
         names.append("confusion")
+    if spread_method(results) is not None:
+        names.append("spread")
     if results.search is not None and results.search.points:
         names.append("search")
     return names
+
+
+def spread_method(results: Results) -> Method | None:
+    """The method whose kept values the report maps over the layers: the tuned one when the
+    run searched, else the recommended one (if its results carry a spread)."""
+    by_name = {m.name: m for m in results.methods if m.ok}
+    for method in (by_name.get("tuned") if results.search is not None else None,
+                   recommend(results)):
+        if method is not None and method.spread is not None and method.spread.layers:
+            return method
+    return None
 
 
 def search_lines(results: Results, lang: str) -> list[str]:

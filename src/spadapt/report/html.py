@@ -60,6 +60,9 @@ def render(results: Results, lang: str, images: dict[str, bytes]) -> str:
             "search": s["p_search_title"]}
     if rec is not None:
         alts["confusion"] = s["h_confusion"].format(name=rec.name)
+    spread = content.spread_method(results)
+    if spread is not None:
+        alts["spread"] = s["h_spread"].format(name=spread.name)
     plots = {name: Plot(name, alt, base64.b64encode(images[name]).decode("ascii"))
              for name, alt in alts.items() if images.get(name)}
     summary = summary_text(results, lang, escape, _strong)

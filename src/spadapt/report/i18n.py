@@ -22,6 +22,7 @@ _EN: dict[str, str] = {
     "h_confusion": "Confusion matrix of {name}",
     "h_data": "Data quality",
     "h_search": "The configuration search",
+    "h_spread": "Where {name} keeps its values",
     "h_footer": "Run details",
     # Summary sentences.
     "pick_vs_full": "Pick {name}: {acc_vs_full}, stores {size} instead of {full_size} "
@@ -122,6 +123,9 @@ _EN: dict[str, str] = {
     "p_pred_axis": "Predicted label",
     "p_recommended": "recommended",
     "p_search_title": "Search: validation accuracy of each trial",
+    "p_spread_title": "Where {name} keeps its values",
+    "p_layer_axis": "Layer",
+    "p_kept_axis": "Kept values",
     "p_search_best": "best",
 }
 
@@ -134,6 +138,7 @@ _JA: dict[str, str] = {
     "h_confusion": "{name} の混同行列",
     "h_data": "データ品質",
     "h_search": "構成の探索",
+    "h_spread": "{name} の保持値の配置（層・モジュール別）",
     "h_footer": "実行環境",
     "pick_vs_full": "おすすめは {name} です。精度はフルファインチューニング比 {acc_vs_full}、"
                     "保存サイズは {full_size} ではなく {size}（{ratio}）、学習は {speed}。",
@@ -227,6 +232,9 @@ _JA: dict[str, str] = {
     "p_pred_axis": "予測ラベル",
     "p_recommended": "推奨",
     "p_search_title": "探索: 各試行の検証精度",
+    "p_spread_title": "{name} の保持値の配置",
+    "p_layer_axis": "層",
+    "p_kept_axis": "保持している値の数",
     "p_search_best": "最良",
 }
 

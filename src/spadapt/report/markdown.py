@@ -42,6 +42,10 @@ def render(results: Results, lang: str = "en") -> str:
     if "confusion" in drawn and rec is not None:
         heading = s["h_confusion"].format(name=rec.name)
         out += [f"## {md_escape(heading)}", "", _image("confusion", heading), ""]
+    spread = content.spread_method(results)
+    if spread is not None and "spread" in drawn:
+        heading = s["h_spread"].format(name=spread.name)
+        out += [f"## {md_escape(heading)}", "", _image("spread", heading), ""]
     search = content.search_lines(results, lang)
     if search:
         out += [f"## {md_escape(s['h_search'])}", ""]

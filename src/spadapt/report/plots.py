@@ -22,7 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 from matplotlib.ticker import PercentFormatter
 
-from .content import plot_names
+from ..spread import Spread
+from .content import plot_names, spread_method
 from .i18n import strings
 from .results import Method, Results
 from .summary import recommend
@@ -79,7 +80,8 @@ def render_plots(results: Results, lang: str) -> dict[str, bytes]:
     draw = {"accuracy": lambda: _accuracy(results, rec, t, colors),
             "curves": lambda: _curves(results, t, colors),
             "confusion": lambda: _confusion(results, rec, t),
-            "search": lambda: _search(results, t)}
+            "search": lambda: _search(results, t),
+            "spread": lambda: _spread_of(results, t)}
     rc = {"font.family": ["DejaVu Sans", *([font] if font else [])],  # per-glyph fallback
           "axes.unicode_minus": False, "text.usetex": False}
     out = {}
@@ -226,3 +228,37 @@ def _search(results: Results, t: dict[str, str]) -> Figure:
     ax.set_title(t["p_search_title"])
     ax.grid(True, alpha=0.3)
     return fig
+
+
+def _spread_of(results: Results, t: dict[str, str]) -> Figure:
+    method = spread_method(results)
+    assert method is not None and method.spread is not None
+    return spread_figure(method.spread, t["p_spread_title"].format(name=_plain(method.name)), t)
+
+
+def spread_figure(spread: Spread, title: str, t: dict[str, str]) -> Figure:
+    """Kept values per layer, stacked by module (the layers' rows; `head` last)."""
+    fig = Figure(figsize=(max(6.0, 0.45 * len(spread.layers) + 3), 4.2), dpi=_DPI,
+                 layout="constrained")
+    ax = fig.add_subplot()
+    bottoms = [0] * len(spread.layers)
+    for column, module in enumerate(spread.modules):
+        heights = [row[column] for row in spread.counts]
+        ax.bar(range(len(spread.layers)), heights, bottom=bottoms, label=_plain(module),
+               color=f"C{column % 10}")
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    ax.set_xticks(range(len(spread.layers)), [_plain(layer) for layer in spread.layers])
+    ax.set_xlabel(t["p_layer_axis"])
+    ax.set_ylabel(t["p_kept_axis"])
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def spread_png(spread: Spread, title: str, lang: str = "en") -> bytes:
+    """The spread plot as PNG bytes (for `spadapt inspect --plot`)."""
+    t, font = plot_strings(lang)
+    rc = {"font.family": ["DejaVu Sans", *([font] if font else [])]}
+    with rc_context(rc):
+        return _png(spread_figure(spread, title, t))

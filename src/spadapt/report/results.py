@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpadaptError
+from ..spread import Spread
 
 RESULTS_FILE = "results.json"
 
@@ -51,6 +52,7 @@ class Method:
     adapter_dir: str | None = None
     history: list[HistoryPoint] = field(default_factory=list)
     confusion_matrix: list[list[int]] | None = None  # rows = true label, cols = predicted
+    spread: Spread | None = None  # kept values by layer and module (spadapt methods)
 
     @property
     def ok(self) -> bool:
@@ -248,7 +250,23 @@ def _parse_method(r: _Reader, raw: Any, where: str, n_labels: int) -> Method:
             raise r.fail(at, f"must be a {n_labels}×{n_labels} list of whole numbers "
                          "(one row and column per dataset.labels entry)")
         method.confusion_matrix = cm
+    if obj.get("spread") is not None:
+        method.spread = _parse_spread(r, obj["spread"], f"{where}.spread")
     return method
+
+
+def _parse_spread(r: _Reader, raw: Any, where: str) -> Spread:
+    obj = r.obj(raw, where)
+    layers, modules, counts = obj.get("layers"), obj.get("modules"), obj.get("counts")
+    ok = (isinstance(layers, list) and isinstance(modules, list) and isinstance(counts, list)
+          and len(counts) == len(layers)
+          and all(isinstance(row, list) and len(row) == len(modules) for row in counts)
+          and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                  for row in counts for v in row))
+    if not ok:
+        raise r.fail(where, "must hold layers, modules and a layers × modules list of counts")
+    return Spread(layers=[str(x) for x in layers], modules=[str(x) for x in modules],
+                  counts=counts)
 
 
 def _parse_rejected(r: _Reader, raw: Any) -> list[Rejected]:
