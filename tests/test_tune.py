@@ -58,8 +58,8 @@ def test_a_seeded_study_is_deterministic_and_starts_from_the_shipped_recipes(wor
     assert first["trials"] == second["trials"] == 4
     rows_a, rows_b = _rows(workspace["root"] / "a" / "trials.csv"), \
         _rows(workspace["root"] / "b" / "trials.csv")
-    for row in rows_a + rows_b:
-        row.pop("seconds")
+    for row in rows_a + rows_b:  # times differ from run to run
+        row.pop("seconds"), row.pop("step_seconds")
     assert rows_a == rows_b
     assert [r["method"] for r in rows_a[:3]] == ["bottleneck", "sparse_delta", "sparse_delta"]
     assert rows_a[0]["bottleneck.placement"] == "post_ln"  # the sparse recipe's
@@ -118,6 +118,30 @@ def test_no_trained_configuration_exceeds_max_nonzero(workspace) -> None:
             assert int(row["nonzero_params"]) <= 400
 
 
+def test_a_pareto_study_writes_its_front_and_never_prunes_a_trained_trial(workspace) -> None:
+    options = _options(workspace, "pareto", trials=5, objective="pareto")
+    result = run_tune(options)
+    assert result["objective"] == "pareto"
+    study = _study(options)
+    assert len(study.directions) == 3
+    complete = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    assert complete and all(not t.intermediate_values for t in study.get_trials())
+
+    def dominates(a, b) -> bool:
+        better = (a.values[0] >= b.values[0], a.values[1] <= b.values[1],
+                  a.values[2] <= b.values[2])
+        return all(better) and a.values != b.values
+
+    expected = sorted(t.number for t in complete
+                      if not any(dominates(other, t) for other in complete))
+    rows = _rows(options.out / "pareto.csv")
+    assert sorted(int(r["number"]) for r in rows) == expected == result["front"]
+    best = max(complete, key=lambda t: (t.values[0], -t.number))
+    assert load_recipe(options.out / "best.yaml").adapter == best.user_attrs["recipe"]["adapter"]
+    with pytest.raises(TuneError, match="another --objective"):
+        run_tune(_options(workspace, "pareto", trials=6, resume=True))
+
+
 def test_max_nonzero_is_a_share_or_a_count() -> None:
     assert parse_max_nonzero("0.5%", 22_713_986) == 113_569
     assert parse_max_nonzero("100_000", 10) == 100_000
@@ -131,6 +155,7 @@ def test_max_nonzero_is_a_share_or_a_count() -> None:
     (["--trials", "0"], "--trials must be at least 1"),
     (["--max-nonzero", "lots"], "--max-nonzero must be"),
     (["--budget", "huge"], "--budget must be one of"),
+    (["--objective", "fastest"], "--objective must be one of"),
 ])
 def test_bad_options_exit_2_with_a_message(workspace, arguments, message) -> None:
     out = workspace["root"] / f"bad{len(arguments[1])}{arguments[0]}"

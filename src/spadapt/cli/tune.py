@@ -12,7 +12,8 @@ from .exits import exit_codes
 from .options import dataclass_options
 
 TUNE_FIELDS = ["data", "eval_data", "text_column", "label_column", "model", "budget", "trials",
-               "minutes", "max_nonzero", "validation_rows", "seed", "resume", "progress", "out"]
+               "minutes", "max_nonzero", "objective", "validation_rows", "seed", "resume",
+               "progress", "out"]
 
 
 @dataclass_options(TuneOptions, TUNE_FIELDS)
@@ -31,6 +32,9 @@ def tune(options: dict) -> None:
                f"{best['recipe']['description']}")
     typer.echo(f"recipe: {out / 'best.yaml'} (spadapt train --config {out / 'best.yaml'}); "
                f"trials: {out / 'trials.csv'}; plot: {out / 'search.png'}")
+    if result["objective"] == "pareto":
+        typer.echo(f"Pareto front: trials {', '.join(map(str, result['front']))} "
+                   f"({out / 'pareto.csv'})")
 
 
 def register(app: typer.Typer) -> None:

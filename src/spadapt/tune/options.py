@@ -32,6 +32,10 @@ class TuneOptions:
     max_nonzero: str = described("0.5%", help="Most trained non-zero values a configuration "
                                  "may have: a share of the base's parameters (0.5%) or a "
                                  "count (100000).")
+    objective: str = described("accuracy", help="accuracy (the most accurate trial wins, "
+                               "poor trials are pruned) or pareto (accuracy, non-zeros and "
+                               "step time together, no pruning: the Pareto front goes to "
+                               "pareto.csv, its most accurate trial to best.yaml).")
     validation_rows: int = described(1000, help="Training rows held out to score the trials "
                                      "(at most a fifth of the training data).")
     seed: int = described(0, help="Seed of the sampler, the split and every trial's training.")

@@ -7,7 +7,8 @@ pruner fed by each trial's evaluations during training; `--resume` reopens it, m
 left running by a killed process as failed, and runs until the study holds `trials` completed
 or pruned trials.
 Written after every trial (atomically): `trials.csv`, `best.yaml` (a recipe `spadapt train
---config` trains as is) and `search.png` (validation score against non-zeros).
+--config` trains as is), `search.png` (validation score against non-zeros) and, for
+`--objective pareto` (accuracy, non-zeros and median step time; no pruning), `pareto.csv`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from .space import (
 )
 
 STUDY_NAME = "spadapt-tune"
+OBJECTIVES = {"accuracy": ["maximize"],  # --objective -> Optuna directions
+              "pareto": ["maximize", "minimize", "minimize"]}  # accuracy, non-zeros, step s
 BEST_FILE = "best.yaml"
 EVALUATIONS_PER_TRIAL = 4  # validation scores during each trial, for the pruner (a trial's
 #                            value is its best; best.yaml leaves this to the recipe's reader)
@@ -87,6 +90,9 @@ def prepare(options: TuneOptions) -> TuneData:
 
     if options.budget not in BUDGETS or options.budget == "recipe":
         raise TuneError(f"--budget must be one of smoke, quick, standard; got {options.budget!r}")
+    if options.objective not in OBJECTIVES:
+        raise TuneError(f"--objective must be one of {', '.join(OBJECTIVES)}; got "
+                        f"{options.objective!r}")
     if options.trials < 1:
         raise TuneError(f"--trials must be at least 1, got {options.trials}")
     if options.minutes is not None and not options.minutes > 0:
@@ -130,6 +136,7 @@ def train_recipe(recipe: Recipe, data: TuneData, out_dir: Path | None = None,
     result = train(model, task, data.train_rows, data.validation_rows, config, out_dir=out_dir,
                    on_evaluation=on_evaluation)
     return {**counts, "infeasible": False, "value": result.final_metrics["accuracy"],
+            "step_seconds": result.step_seconds_median,
             "seconds": time.perf_counter() - started}
 
 
@@ -143,8 +150,14 @@ def _open_study(options: TuneOptions, pruner):
     options.out.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
     fresh = not path.exists() or STUDY_NAME not in optuna.get_all_study_names(storage)
+    directions = OBJECTIVES[options.objective]
+    if not fresh:
+        held = optuna.load_study(study_name=STUDY_NAME, storage=storage).directions
+        if [d.name.lower() for d in held] != directions:
+            raise TuneError(f"{path} holds a study of another --objective ("
+                            f"{'pareto' if len(held) > 1 else 'accuracy'}); resume it with that")
     study = optuna.create_study(
-        study_name=STUDY_NAME, storage=storage, direction="maximize", load_if_exists=True,
+        study_name=STUDY_NAME, storage=storage, directions=directions, load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=options.seed),
         pruner=pruner if pruner is not None else optuna.pruners.MedianPruner(
             n_startup_trials=3, n_warmup_steps=0))
@@ -175,7 +188,9 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
         raise TuneError(f"--max-nonzero {options.max_nonzero} ({data.max_nonzero:,} values) is "
                         "below what any method needs (its head and biases alone)")
 
-    def objective(trial) -> float:
+    pareto = options.objective == "pareto"
+
+    def objective(trial) -> float | tuple[float, float, float]:
         settings, share = suggest(trial)
         density = counter.density_for(settings, share * data.max_nonzero)
         if density is None:
@@ -191,13 +206,16 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
                 raise optuna.TrialPruned(f"stopped at step {step}")
 
         started = time.perf_counter()
-        try:
-            measured = train_recipe(recipe, data, on_evaluation=report)
+        try:  # Optuna prunes single-objective studies only
+            measured = train_recipe(recipe, data, on_evaluation=None if pareto else report)
         finally:
             trial.set_user_attr("seconds", time.perf_counter() - started)
         trial.set_user_attr("nonzero_params", measured["nonzero_params"])
         if measured["infeasible"]:
             raise optuna.TrialPruned("infeasible: more non-zeros than --max-nonzero")
+        trial.set_user_attr("step_seconds", measured["step_seconds"])
+        if pareto:
+            return measured["value"], measured["nonzero_params"], measured["step_seconds"]
         return measured["value"]
 
     def after_trial(study, trial) -> None:
@@ -205,8 +223,9 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
         if options.progress:
             done = len(_finished(study))
             best = _best(study)
-            value = "pruned" if trial.value is None else f"{trial.value:.4f}"
-            best_text = "none yet" if best is None else f"{best.value:.4f} (#{best.number})"
+            value = "pruned" if not trial.values else f"{accuracy_of(trial):.4f}"
+            best_text = "none yet" if best is None else \
+                f"{accuracy_of(best):.4f} (#{best.number})"
             print(f"trial {trial.number} ({done}/{options.trials}): {value}; best {best_text}",
                   file=sys.stderr)
 
@@ -222,19 +241,22 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
 def summary(study, data: TuneData) -> dict:
     """What the study holds, for the PoC's results.json ("search") and the command's output:
     trial counts by state, the seconds its trials took (over every resume), the validation
-    rows, the budget, each completed trial's (non-zeros, validation accuracy), the best."""
+    rows, the budget, each completed trial's (non-zeros, validation accuracy), the front's
+    trial numbers, the best."""
     trials = study.get_trials(deepcopy=False)
     states = [t.state.name for t in trials]
     best = _best(study)
     return {
+        "objective": "pareto" if len(study.directions) > 1 else "accuracy",
         "trials": len(trials), "completed": states.count("COMPLETE"),
         "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
         "seconds": sum(t.user_attrs.get("seconds") or 0.0 for t in trials),
         "validation_rows": len(data.validation_rows), "max_nonzero": data.max_nonzero,
-        "points": [[t.user_attrs["nonzero_params"], t.value] for t in trials
+        "points": [[t.user_attrs["nonzero_params"], accuracy_of(t)] for t in trials
                    if t.state.name == "COMPLETE"],
+        "front": [t.number for t in front(study)],
         "best": None if best is None else {
-            "number": best.number, "value": best.value,
+            "number": best.number, "value": accuracy_of(best),
             "nonzero_params": best.user_attrs["nonzero_params"],
             "description": best.user_attrs["recipe"]["description"],
             "settings": best.user_attrs["settings"],
@@ -250,11 +272,26 @@ def _finished(study) -> list:
     return study.get_trials(deepcopy=False, states=states)
 
 
+def accuracy_of(trial) -> float | None:
+    """A trial's validation accuracy (its first objective value), None if it has none."""
+    return trial.values[0] if trial.values else None
+
+
+def front(study) -> list:
+    """The completed trials no other completed trial beats on every objective (for an
+    accuracy study, the best one)."""
+    best = _best(study)
+    if len(study.directions) == 1:
+        return [] if best is None else [best]
+    return sorted(study.best_trials, key=lambda t: t.number)
+
+
 def _best(study):
+    """The most accurate completed trial (the lowest number among equals)."""
     import optuna
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+    return max(complete, key=lambda t: (accuracy_of(t), -t.number)) if complete else None
 
 
 def _recipe_dict(recipe: Recipe) -> dict:
@@ -262,53 +299,72 @@ def _recipe_dict(recipe: Recipe) -> dict:
             "adapter": dict(recipe.adapter), "train": dict(recipe.train)}
 
 
-def write_outputs(study, out: Path) -> None:
-    """trials.csv, best.yaml (when a trial completed) and search.png, atomically."""
-    trials = [t for t in study.get_trials(deepcopy=False)]
-    names = sorted({name for t in trials for name in t.params})
+def _csv(rows: list[list]) -> bytes:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["number", "state", *names, "nonzero_params", "value", "seconds"])
-    for t in trials:
-        seconds = t.user_attrs.get("seconds")
-        writer.writerow([t.number, t.state.name, *[t.params.get(n, "") for n in names],
-                         t.user_attrs.get("nonzero_params", ""),
-                         "" if t.value is None else t.value,
-                         "" if seconds is None else round(seconds, 2)])
-    atomic.write_file(out / "trials.csv", buffer.getvalue().encode())
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def write_outputs(study, out: Path) -> None:
+    """trials.csv, best.yaml (when a trial completed), pareto.csv (a pareto study) and
+    search.png, atomically."""
+    trials = study.get_trials(deepcopy=False)
+    names = sorted({name for t in trials for name in t.params})
+
+    def blank(value, digits: int | None = None) -> object:
+        return "" if value is None else (round(value, digits) if digits else value)
+
+    rows = [["number", "state", *names, "nonzero_params", "value", "step_seconds", "seconds"]]
+    rows += [[t.number, t.state.name, *[t.params.get(n, "") for n in names],
+              blank(t.user_attrs.get("nonzero_params")), blank(accuracy_of(t)),
+              blank(t.user_attrs.get("step_seconds"), 4), blank(t.user_attrs.get("seconds"), 2)]
+             for t in trials]
+    atomic.write_file(out / "trials.csv", _csv(rows))
+    on_front = front(study)
+    if len(study.directions) > 1:
+        atomic.write_file(out / "pareto.csv", _csv(
+            [["number", "value", "nonzero_params", "step_seconds", "settings"]]
+            + [[t.number, accuracy_of(t), t.user_attrs["nonzero_params"],
+                round(t.user_attrs["step_seconds"], 4), t.user_attrs["settings"]]
+               for t in on_front]))
     best = _best(study)
     if best is not None:
         header = (f"# spadapt tune: trial {best.number} of {len(trials)}, validation accuracy "
-                  f"{best.value:.4f}, {best.user_attrs.get('nonzero_params'):,} non-zeros\n")
+                  f"{accuracy_of(best):.4f}, {best.user_attrs.get('nonzero_params'):,} "
+                  "non-zeros\n")
         text = header + yaml.safe_dump(best.user_attrs["recipe"], sort_keys=False)
         atomic.write_file(out / BEST_FILE, text.encode())
-    _plot(trials, best, out / "search.png")
+    atomic.write_file(out / "search.png", _plot(trials, on_front, best))
 
 
-def _plot(trials: list, best, path: Path) -> None:
-    import matplotlib
+def _plot(trials: list, on_front: list, best) -> bytes:
+    """Validation accuracy against non-zeros of each completed trial; the front (a pareto
+    study) ringed, the best starred."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    def point(t) -> tuple[int, float]:
+        return t.user_attrs["nonzero_params"], accuracy_of(t)
 
-    points = [(t.user_attrs["nonzero_params"], t.value) for t in trials
-              if t.value is not None and t.user_attrs.get("nonzero_params")]
-    figure, axes = plt.subplots(figsize=(6, 4))
-    if points:
-        axes.scatter([p[0] for p in points], [p[1] for p in points], label="trial")
+    done = [t for t in trials if accuracy_of(t) is not None and
+            t.user_attrs.get("nonzero_params")]
+    figure = Figure(figsize=(6, 4), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    if done:
+        axes.scatter(*zip(*map(point, done), strict=True), label="trial")
+        xs = [point(t)[0] for t in done]
+        if min(xs) > 0 and max(xs) / min(xs) > 10:
+            axes.set_xscale("log")
+    if len(on_front) > 1:
+        axes.scatter(*zip(*map(point, on_front), strict=True), s=120, facecolors="none",
+                     edgecolors="black", label="Pareto front")
     if best is not None:
-        axes.scatter([best.user_attrs["nonzero_params"]], [best.value], marker="*", s=200,
-                     color="tab:red", label=f"best (#{best.number})")
+        axes.scatter(*point(best), marker="*", s=200, color="tab:red",
+                     label=f"best (#{best.number})")
     axes.set_xlabel("trained non-zero values")
     axes.set_ylabel("validation accuracy")
-    if points and min(p[0] for p in points) > 0 and \
-            max(p[0] for p in points) / min(p[0] for p in points) > 10:
-        axes.set_xscale("log")
-    if points:
+    if done:
         axes.legend(loc="lower right")
-    figure.tight_layout()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    atomic.write_file(path, buffer.getvalue())
-
+    FigureCanvasAgg(figure).print_png(buffer)
+    return buffer.getvalue()
