@@ -435,6 +435,96 @@ def test_completions_over_http_equal_offline_greedy_generation(lm_server, llama)
     assert models["chat"]["parent"] == str(llama[0])
 
 
+def _complete(client, **fields) -> dict:
+    response = client.post("/v1/completions", json={"model": "chat", "prompt": "hello",
+                                                    "max_tokens": 10, **fields})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_sampling_is_seeded_per_choice_and_a_tiny_top_p_is_greedy(lm_server) -> None:
+    client = lm_server.client
+    three = _complete(client, temperature=1.0, seed=7, n=3)
+    assert [c["index"] for c in three["choices"]] == [0, 1, 2]
+    texts = [c["text"] for c in three["choices"]]
+    assert [c["text"] for c in _complete(client, temperature=1.0, seed=7, n=3)["choices"]] \
+        == texts  # the same seed, the same texts
+    for i, text in enumerate(texts):  # choice i is the request seeded seed + i
+        assert _complete(client, temperature=1.0, seed=7 + i)["choices"][0]["text"] == text
+    assert len(set(texts)) > 1  # sampled, not greedy
+    greedy = _complete(client)["choices"][0]["text"]
+    assert _complete(client, temperature=1.0, top_p=1e-9, seed=3)["choices"][0]["text"] == \
+        greedy
+
+
+def _events(client, path: str, body: dict) -> list:
+    with client.stream("POST", path, json=body) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in response.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    return [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
+
+
+def test_streamed_answers_equal_the_answers(lm_server) -> None:
+    client = lm_server.client
+    body = {"model": "chat", "prompt": "The capital of France is", "max_tokens": 12}
+    answer = client.post("/v1/completions", json=body).json()["choices"][0]
+    chunks = _events(client, "/v1/completions", {**body, "stream": True})
+    assert len(chunks) > 2 and all(c["object"] == "text_completion" for c in chunks)
+    assert "".join(c["choices"][0]["text"] for c in chunks) == answer["text"]
+    assert [c["choices"][0]["finish_reason"] for c in chunks][-1] == answer["finish_reason"]
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
+
+    stop = answer["text"][4:6]  # a stop string inside the answer cuts the stream there too
+    cut = client.post("/v1/completions", json={**body, "stop": stop}).json()["choices"][0]
+    assert cut["finish_reason"] == "stop" and cut["text"] == answer["text"][
+        : answer["text"].find(stop)]
+    streamed = _events(client, "/v1/completions", {**body, "stop": stop, "stream": True})
+    assert "".join(c["choices"][0]["text"] for c in streamed) == cut["text"]
+    assert streamed[-1]["choices"][0]["finish_reason"] == "stop"
+
+    chat = {"model": "chat", "messages": [{"role": "user", "content": "Hi there"}],
+            "max_tokens": 8, "n": 2, "temperature": 0.8, "seed": 11}
+    whole = client.post("/v1/chat/completions", json=chat).json()["choices"]
+    chunks = _events(client, "/v1/chat/completions", {**chat, "stream": True})
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    for index in (0, 1):
+        mine = [c["choices"][0] for c in chunks if c["choices"][0]["index"] == index]
+        assert mine[0]["delta"]["role"] == "assistant"
+        assert "".join(c["delta"].get("content", "") for c in mine) == \
+            whole[index]["message"]["content"]
+        assert mine[-1]["finish_reason"] == whole[index]["finish_reason"]
+
+
+def test_the_openai_client_against_the_server(lm_server) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{lm_server.url}/v1", api_key=KEY, max_retries=0)
+    prompt = "The capital of France is"
+    want = _complete(lm_server.client, prompt=prompt, max_tokens=8)["choices"][0]["text"]
+    got = client.completions.create(model="chat", prompt=prompt, max_tokens=8)
+    assert got.choices[0].text == want
+    streamed = client.completions.create(model="chat", prompt=prompt, max_tokens=8,
+                                         stream=True)
+    assert "".join(chunk.choices[0].text for chunk in streamed) == want
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    chat = client.chat.completions.create(model="chat", messages=messages, max_tokens=8)
+    answer = chat.choices[0].message.content
+    assert chat.choices[0].message.role == "assistant"
+    streamed = client.chat.completions.create(model="chat", messages=messages, max_tokens=8,
+                                              stream=True)
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in streamed) == answer
+    seeded = [client.chat.completions.create(model="chat", messages=messages, max_tokens=8,
+                                             temperature=1.0, seed=5).choices[0].message.content
+              for _ in range(2)]
+    assert seeded[0] == seeded[1]
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="ghost", prompt=prompt, max_tokens=4)
+    with pytest.raises(openai.BadRequestError, match="max_tokens"):
+        client.completions.create(model="chat", prompt=prompt, max_tokens=500)
+
+
 def test_completions_in_flight_together_equal_one_at_a_time(lm_server) -> None:
     prompts = ["hello", "The capital of France is, as everyone knows,", "one two three", "x"]
     requests = [{"model": model, "prompt": prompt, "max_tokens": 5 + i % 4}
@@ -457,6 +547,36 @@ def test_completions_in_flight_together_equal_one_at_a_time(lm_server) -> None:
     assert after["spadapt_batch_size_sum"] - before["spadapt_batch_size_sum"] == len(requests)
     forwards = after["spadapt_batch_size_count"] - before["spadapt_batch_size_count"]
     assert forwards < len(requests)  # requests shared generate calls
+
+
+def test_streamed_and_plain_requests_in_flight_share_forwards(lm_server) -> None:
+    requests = [{"model": model, "prompt": prompt, "max_tokens": 6, "stream": stream}
+                for prompt in ("hello", "one two three") for model in ("chat", "")
+                for stream in (True, False)]
+    alone = [_complete(lm_server.client, **{**r, "stream": False})["choices"][0]["text"]
+             for r in requests]
+    before = lm_server.metrics()
+
+    async def one(client: httpx.AsyncClient, body: dict) -> str:
+        if not body["stream"]:
+            return (await client.post("/v1/completions", json=body)).json()["choices"][0][
+                "text"]
+        async with client.stream("POST", "/v1/completions", json=body) as response:
+            lines = [line async for line in response.aiter_lines() if line]
+        assert lines[-1] == "data: [DONE]"
+        return "".join(json.loads(line.removeprefix("data: "))["choices"][0]["text"]
+                       for line in lines[:-1])
+
+    async def together() -> list[str]:
+        async with httpx.AsyncClient(base_url=lm_server.url, timeout=60,
+                                     headers={"Authorization": f"Bearer {KEY}"}) as client:
+            return await asyncio.gather(*(one(client, r) for r in requests))
+
+    assert asyncio.run(together()) == alone
+    after = lm_server.metrics()
+    assert after["spadapt_batch_size_sum"] - before["spadapt_batch_size_sum"] == len(requests)
+    forwards = after["spadapt_batch_size_count"] - before["spadapt_batch_size_count"]
+    assert forwards < len(requests)  # streamed rows shared generate calls with the others
 
 
 def test_an_adapter_without_a_head_on_a_causal_lm_serves_completions(lm_server, llama,
@@ -546,9 +666,14 @@ def test_every_bad_completion_input_and_api_key_gets_its_4xx(lm_server, llama) -
                                                 "max_tokens": 13}), 400)
     _error(client.post("/v1/completions", json={"model": "chat", "prompt": "hi",
                                                 "max_tokens": 0}), 400)
+    _error(client.post("/v1/completions", json={"model": "chat", "prompt": "hi", "n": 17}), 400)
     _error(client.post("/v1/completions", json={"model": "chat", "prompt": "hi",
-                                                "stream": True}), 400)
-    _error(client.post("/v1/completions", json={"model": "chat", "prompt": "hi", "n": 2}), 400)
+                                                "temperature": 2.5}), 400)
+    _error(client.post("/v1/completions", json={"model": "chat", "prompt": "hi",
+                                                "top_p": 0}), 400)
+    _error(client.post("/v1/completions", json={"model": "chat", "prompt": "word " * 80,
+                                                "max_tokens": 4, "stream": True}), 400,
+           "context_length_exceeded")  # refused before the stream starts
     _error(client.post("/v1/completions", json={"model": "chat", "prompt": "word " * 80,
                                                 "max_tokens": 4}), 400, "context_length_exceeded")
     _error(client.post("/v1/chat/completions", json={"model": "chat", "messages": []}), 422)
@@ -642,3 +767,24 @@ def test_adapters_from_the_real_registry(bert, expected, tmp_path) -> None:
         _error(_classify(running.client, "spam@3"), 404, "adapter_not_found")
     finally:
         running.stop()
+
+
+def test_row_sampler_draws_each_row_from_its_own_nucleus() -> None:
+    from spadapt.serve.runner import RowSampler, Sampling
+
+    torch.manual_seed(0)
+    scores = torch.randn(3, 50)
+    samplings = [Sampling(), Sampling(0.5, 0.6, seed=3), Sampling(2.0, 1.0, seed=4)]
+    out = RowSampler(samplings)(None, scores.clone())
+    torch.testing.assert_close(out[0], scores[0])  # greedy rows pass through
+    for row, sampling in ((1, samplings[1]), (2, samplings[2])):
+        probabilities = torch.softmax(scores[row] / sampling.temperature, dim=-1)
+        ordered, order = torch.sort(probabilities, descending=True)
+        keep = order[: int((ordered.cumsum(0) - ordered < sampling.top_p).sum())]
+        nucleus = torch.zeros_like(probabilities)
+        nucleus[keep] = probabilities[keep]
+        want = torch.multinomial(nucleus, 1, generator=torch.Generator().manual_seed(
+            sampling.seed)).item()
+        assert torch.isfinite(out[row]).sum() == 1 and out[row, want] == 0.0
+        if row == 1:
+            assert want in keep.tolist() and len(keep) < 50

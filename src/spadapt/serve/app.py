@@ -1,13 +1,15 @@
 """The HTTP API: `create_app(config)` builds a FastAPI app around one base model.
 
 Routes: `POST /v1/classify`, OpenAI-compatible `POST /v1/completions` and
-`POST /v1/chat/completions` (greedy decoding, no streaming; `model` names the adapter, "" or
+`POST /v1/chat/completions` (greedy at temperature 0, else sampled with `top_p` and a `seed`;
+`n` choices; `stop`; `stream: true` for server-sent events; `model` names the adapter, "" or
 the base's name = no adapter), `GET /v1/models`, `POST /v1/adapters`,
 `DELETE /v1/adapters/{name}`, `GET /healthz`, `GET /metrics` (and the OpenAPI schema and docs).
 With an API key configured, every route but `/healthz` needs `Authorization: Bearer <key>`
 (a FastAPI security dependency on the `api` router).
 
-Every refusal is JSON `{"error": {"message", "type"}}` with a 4xx status: 400 invalid JSON,
+Every refusal is JSON `{"error": {"message", "type", "param", "code"}}` (OpenAI's shape) with a
+4xx status: 400 invalid JSON,
 limits, wrong task or a directory that is not an adapter; 401 API key; 404 unknown adapter or
 route; 409 name taken; 413 body too large; 422 schema errors or an adapter whose files fail
 verification (when added or loaded); 429 queue full. A 5xx means a bug (and fails only its
@@ -27,7 +29,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,7 +42,8 @@ from .cache import AdapterCache, AdapterEntry, read_entry
 from .config import REGISTRY_PREFIX, ServeConfig, is_adapter_reference
 from .errors import ServeError
 from .metrics import CONTENT_TYPE, Metrics
-from .runner import ServedBase
+from .runner import Sampling, ServedBase
+from .streaming import IncrementalText, stream
 
 log = logging.getLogger("spadapt.serve")
 
@@ -57,11 +60,12 @@ class CompletionRequest(BaseModel):  # OpenAI fields we do not use are accepted 
     model: StrictStr = ""
     prompt: StrictStr | list[StrictStr]
     max_tokens: int | None = 16
-    n: int = 1
+    n: int = 1  # choices per prompt
     stream: bool = False
     stop: StrictStr | list[StrictStr] | None = None
-    temperature: float | None = None  # decoding is greedy whatever this says
+    temperature: float | None = None  # None or 0: greedy
     top_p: float | None = None
+    seed: int | None = None  # sampling: the same seed and prompt give the same text
 
 
 class TextPart(BaseModel):
@@ -90,6 +94,7 @@ class ChatRequest(BaseModel):
     stop: StrictStr | list[StrictStr] | None = None
     temperature: float | None = None
     top_p: float | None = None
+    seed: int | None = None
 
 
 class LoadAdapterRequest(BaseModel):
@@ -245,15 +250,29 @@ class Server:
         return value
 
 
-def _check_openai_options(n: int, stream: bool) -> None:
-    if stream:
-        raise bad_request("stream=true is not supported; send stream=false")
-    if n != 1:
-        raise bad_request(f"n={n} is not supported; decoding is greedy, so n must be 1")
+MAX_CHOICES = 16  # most `n` of one request
+
+
+def _samplings(body: CompletionRequest | ChatRequest) -> list[Sampling]:
+    """One Sampling per choice (`n`), checked; choice i of a seeded request uses seed + i."""
+    if not 1 <= body.n <= MAX_CHOICES:
+        raise bad_request(f"n must be between 1 and {MAX_CHOICES}, got {body.n}")
+    temperature = 0.0 if body.temperature is None else body.temperature
+    top_p = 1.0 if body.top_p is None else body.top_p
+    if not 0.0 <= temperature <= 2.0:
+        raise bad_request(f"temperature must be between 0 and 2, got {temperature}")
+    if not 0.0 < top_p <= 1.0:
+        raise bad_request(f"top_p must be in (0, 1], got {top_p}")
+    return [Sampling(temperature, top_p, None if body.seed is None else body.seed + i)
+            for i in range(body.n)]
+
+
+def _stops(stop: str | list[str] | None) -> list[str]:
+    return [stop] if isinstance(stop, str) else list(stop or [])
 
 
 def _cut_at_stop(generated, stop: str | list[str] | None) -> tuple[str, str]:
-    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    stops = _stops(stop)
     text, finish = generated.text, generated.finish_reason
     cuts = [text.find(s) for s in stops if s and s in text]
     if cuts:
@@ -271,8 +290,8 @@ def _usage(outputs) -> dict:
 # Front door: metrics and body size; the API key ------------------------------------------------
 def _error_body(status: int, type: str, message: str,
                 headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type}}, status_code=status,
-                        headers=headers)
+    return JSONResponse({"error": {"message": message, "type": type, "param": None,
+                                   "code": type}}, status_code=status, headers=headers)
 
 
 class FrontDoor:
@@ -461,26 +480,33 @@ def create_app(config: ServeConfig) -> FastAPI:
                 "results": results}
 
     @api.post("/v1/completions")
-    async def completions(body: CompletionRequest) -> dict:
-        _check_openai_options(body.n, body.stream)
+    async def completions(body: CompletionRequest):
+        samplings = _samplings(body)
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         server.check_texts(prompts, "prompt")
         adapter = await server.route(body.model, "causal_lm")
         max_tokens = server.max_tokens(body.max_tokens)
-        rows = [Row(adapter, "generate", p, max_tokens=max_tokens) for p in prompts]
+        rows = [Row(adapter, "generate", p, max_tokens=max_tokens, sampling=sampling)
+                for p in prompts for sampling in samplings]
+        head = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion",
+                "created": int(time.time()), "model": body.model or server.base.reference}
+        if body.stream:
+            def chunk(index: int, text: str, finish: str | None) -> dict:
+                return {**head, "choices": [{"index": index, "text": text, "logprobs": None,
+                                             "finish_reason": finish}]}
+
+            return await _streamed(server, rows, body.stop, chunk)
         outputs = await server.batcher.submit(rows)
         choices = []
         for index, output in enumerate(outputs):
             text, finish = _cut_at_stop(output, body.stop)
             choices.append({"index": index, "text": text, "logprobs": None,
                             "finish_reason": finish})
-        return {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion",
-                "created": int(time.time()), "model": body.model or server.base.reference,
-                "choices": choices, "usage": _usage(outputs)}
+        return {**head, "choices": choices, "usage": _usage(outputs)}
 
     @api.post("/v1/chat/completions")
-    async def chat_completions(body: ChatRequest) -> dict:
-        _check_openai_options(body.n, body.stream)
+    async def chat_completions(body: ChatRequest):
+        samplings = _samplings(body)
         server.check_texts([m.text() for m in body.messages], "messages")
         adapter = await server.route(body.model, "causal_lm")
         limit = body.max_completion_tokens if body.max_completion_tokens is not None \
@@ -488,14 +514,31 @@ def create_app(config: ServeConfig) -> FastAPI:
         max_tokens = server.max_tokens(limit)
         prompt = _chat_prompt(server.base, [{"role": m.role, "content": m.text()}
                                             for m in body.messages])
-        (output,) = await server.batcher.submit(
-            [Row(adapter, "generate", prompt, chat=True, max_tokens=max_tokens)])
-        text, finish = _cut_at_stop(output, body.stop)
-        return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
-                "created": int(time.time()), "model": body.model or server.base.reference,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": finish}],
-                "usage": _usage([output])}
+        rows = [Row(adapter, "generate", prompt, chat=True, max_tokens=max_tokens,
+                    sampling=sampling) for sampling in samplings]
+        head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()),
+                "model": body.model or server.base.reference}
+        if body.stream:
+            started: set[int] = set()
+
+            def chunk(index: int, text: str, finish: str | None) -> dict:
+                delta = {"content": text} if text or finish is None else {}
+                if index not in started:  # a choice's first chunk names the role
+                    started.add(index)
+                    delta = {"role": "assistant", **delta}
+                return {**head, "object": "chat.completion.chunk",
+                        "choices": [{"index": index, "delta": delta, "logprobs": None,
+                                     "finish_reason": finish}]}
+
+            return await _streamed(server, rows, body.stop, chunk)
+        outputs = await server.batcher.submit(rows)
+        choices = []
+        for index, output in enumerate(outputs):
+            text, finish = _cut_at_stop(output, body.stop)
+            choices.append({"index": index, "message": {"role": "assistant", "content": text},
+                            "logprobs": None, "finish_reason": finish})
+        return {**head, "object": "chat.completion", "choices": choices,
+                "usage": _usage(outputs)}
 
     app.include_router(api)
     return app
@@ -513,3 +556,13 @@ def _chat_prompt(base: ServedBase, messages: list[dict[str, Any]]) -> str:
                                                   tokenize=False)
     except TemplateError as error:  # templates raise for turns they do not accept
         raise bad_request(f"the chat template rejected these messages ({error})") from None
+
+
+async def _streamed(server: Server, rows: list[Row], stop, chunk) -> StreamingResponse:
+    """The rows' answers as an event stream (`streaming.stream`)."""
+    texts = [IncrementalText(server.base.tokenizer, _stops(stop), row.max_tokens)
+             for row in rows]
+    events = await stream(server.batcher, rows, texts, chunk,
+                          lambda output: _cut_at_stop(output, stop))
+    return StreamingResponse(events, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})

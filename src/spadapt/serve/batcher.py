@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from ..methods import BASE_NAME
 from .cache import AdapterCache
 from .errors import ServeError
 from .metrics import Metrics
-from .runner import ServedBase
+from .runner import Sampling, ServedBase
 
 log = logging.getLogger("spadapt.serve")
 
@@ -42,6 +43,9 @@ class Row:
     text: str  # the text, or the prompt (already chat-templated when `chat`)
     chat: bool = False  # a templated chat prompt: tokenized without extra special tokens
     max_tokens: int = 0  # generate: most new tokens
+    sampling: Sampling | None = None  # generate: None = greedy
+    sink: Callable[[int], None] | None = field(default=None, repr=False)  # generate: gets
+    #                                  each new token id, on the model thread (streaming)
     future: asyncio.Future = field(default=None, repr=False)
 
 
@@ -218,5 +222,7 @@ class Batcher:
         if not kept:
             return []
         outputs = self.base.generate(model, prompts, kept_routes,
-                                     [row.max_tokens for row in kept])
+                                     [row.max_tokens for row in kept],
+                                     [row.sampling or Sampling() for row in kept],
+                                     [row.sink for row in kept])
         return list(zip(kept, outputs, strict=True))

@@ -10,6 +10,7 @@ batcher's single worker thread: the tokenizer and the models are never used by t
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,67 @@ def is_causal_lm(config: dict) -> bool:
         return any(a.endswith(CAUSAL_SUFFIXES) for a in architectures)
     decoders = ARCHITECTURES["llama"].model_types + ARCHITECTURES["gpt2"].model_types
     return config.get("model_type") in decoders
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How one row picks its tokens: greedy at temperature 0, else sampled (nucleus `top_p`)
+    from its own generator, so that a seed gives the same text whatever shares the batch."""
+
+    temperature: float = 0.0  # 0: the most likely token (greedy)
+    top_p: float = 1.0  # sample from the smallest set of tokens holding this probability
+    seed: int | None = None  # None: a fresh random seed
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+
+class RowSampler:
+    """A logits processor for one batched `generate`: each sampling row draws its token with
+    its own generator and leaves only that token's score finite, so that the greedy search
+    around it picks the draw; greedy rows pass through untouched."""
+
+    def __init__(self, samplings: list[Sampling]) -> None:
+        self.samplings = samplings
+        self.generators = [None if s.greedy else torch.Generator().manual_seed(
+            s.seed if s.seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
+            for s in samplings]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        for row, (sampling, generator) in enumerate(zip(self.samplings, self.generators,
+                                                        strict=True)):
+            if generator is None:
+                continue
+            probabilities = torch.softmax(scores[row].float() / sampling.temperature, dim=-1)
+            if sampling.top_p < 1.0:
+                ordered, order = torch.sort(probabilities, descending=True)
+                outside = ordered.cumsum(0) - ordered >= sampling.top_p  # the top token stays
+                probabilities[order[outside]] = 0.0
+            token = torch.multinomial(probabilities.cpu(), 1, generator=generator).item()
+            scores[row] = -math.inf
+            scores[row, token] = 0.0
+        return scores
+
+
+class RowStreamer:
+    """A `generate` streamer that hands each row's new token id to that row's callback (None:
+    the row is not streamed). The first `put` is the prompt, which it skips."""
+
+    def __init__(self, sinks: list) -> None:
+        self.sinks = sinks
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        for sink, token in zip(self.sinks, value.reshape(-1).tolist(), strict=True):
+            if sink is not None:
+                sink(token)
+
+    def end(self) -> None:
+        pass
 
 
 @dataclass
@@ -112,19 +174,29 @@ class ServedBase:
 
     @torch.no_grad()
     def generate(self, model: AdaptedModel, prompts: list[list[int]], routes: list[str],
-                 max_tokens: list[int]) -> list[Generated]:
-        """Greedy continuations of left-padded `prompts` in one `generate` call.
+                 max_tokens: list[int], samplings: list[Sampling] | None = None,
+                 sinks: list | None = None) -> list[Generated]:
+        """Continuations of left-padded `prompts` in one `generate` call: greedy, or sampled
+        per row (`samplings`); `sinks[i]`, if set, gets row i's token ids as they come.
 
         Rows run to the largest `max_tokens`; each is then cut to its own limit, and at EOS
         (as `CausalLMTask.generate` cuts and decodes).
         """
+        from transformers import LogitsProcessorList
+
         pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
         input_ids, attention_mask = left_pad(prompts, pad)
         width = input_ids.shape[1]
+        extra = {}
+        if samplings is not None and not all(s.greedy for s in samplings):
+            extra["logits_processor"] = LogitsProcessorList([RowSampler(samplings)])
+        if sinks is not None and any(sink is not None for sink in sinks):
+            extra["streamer"] = RowStreamer(sinks)
         with quiet_transformers():
             output = model.generate(input_ids=input_ids, attention_mask=attention_mask,
                                     max_new_tokens=max(max_tokens), do_sample=False,
-                                    pad_token_id=pad, eos_token_id=eos, adapter_names=routes)
+                                    pad_token_id=pad, eos_token_id=eos, adapter_names=routes,
+                                    **extra)
         out = []
         for row, ids in enumerate(output[:, width:].tolist()):
             ids = ids[: max_tokens[row]]
