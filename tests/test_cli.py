@@ -24,7 +24,7 @@ def adapter_dir(tmp_path):
 
 
 COMMANDS = {"poc", "train", "eval", "predict", "report", "inspect", "recipes", "registry",
-            "serve"}
+            "serve", "tune"}
 
 
 def _listed_commands(help_text: str) -> set[str]:
