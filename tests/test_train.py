@@ -295,3 +295,41 @@ def test_two_process_accelerate_run_matches_one_process(tmp_path) -> None:
     torch.testing.assert_close(two, one, rtol=1e-4, atol=1e-5)
     with torch.no_grad(), loaded[1].disable_adapter():
         assert not torch.allclose(one, loaded[1](**batch).logits)  # training changed something
+
+
+@pytest.mark.parametrize("settings", [{}, {"method": "sparse_delta", "density": 0.05,
+                                            "scorer": "magnitude"}])
+def test_gradient_checkpointing_recomputes_and_trains_the_same_adapter(classification,
+                                                                       settings) -> None:
+    runs = {}
+    for checkpointing in (False, True):
+        model = _adapted(classification, **settings)
+        query = model.base_model.bert.encoder.layer[0].attention.self.query
+        calls: list[int] = []
+        query.register_forward_hook(lambda *_, calls=calls: calls.append(1))
+        train(model, classification, TRAIN, EVAL,
+              _config(epochs=1, max_steps=3, gradient_checkpointing=checkpointing))
+        runs[checkpointing] = (_adapter_state(model), len(calls))
+    (plain, plain_calls), (checkpointed, checkpointed_calls) = runs[False], runs[True]
+    assert checkpointed_calls > plain_calls  # the block ran again in each backward
+    for key in plain:
+        torch.testing.assert_close(checkpointed[key], plain[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("settings", [{}, {"method": "sparse_delta", "density": 0.05,
+                                            "scorer": "magnitude"}])
+def test_bf16_autocasts_the_forward_and_keeps_trained_values_fp32(classification,
+                                                                  settings) -> None:
+    results, dtypes = {}, []
+    for precision in ("fp32", "bf16"):
+        model = _adapted(classification, **settings)
+        query = model.base_model.bert.encoder.layer[0].attention.self.query
+        handle = query.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+        results[precision] = train(model, classification, TRAIN, EVAL,
+                                   _config(epochs=1, max_steps=4, precision=precision))
+        handle.remove()
+        assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+    assert torch.bfloat16 in dtypes and torch.float32 in dtypes
+    losses = {k: [r["train_loss"] for r in v.history if r["train_loss"] is not None][-1]
+              for k, v in results.items()}
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.03)

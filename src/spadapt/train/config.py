@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -49,6 +49,13 @@ class TrainConfig:
         50, help="optimizer steps between checkpoints (0 = at evaluations only)")
     log_every: Count = described(
         8, help="optimizer steps between train-loss rows in the history (0 = none)")
+    gradient_checkpointing: bool = described(
+        False, help="recompute the base's activations in backward (transformers' gradient "
+        "checkpointing, non-reentrant): less memory, more time")
+    precision: Literal["fp32", "bf16"] = described(
+        "fp32", help="bf16: the training forward under bf16 autocast (torch.autocast, as "
+        "Accelerate's mixed precision; CPU and CUDA); trained values, optimizer state and "
+        "evaluation stay fp32")
     seed: int = described(0, help="seeds data order, dropout and initialisation")
     progress: bool = described(True, help="show a progress bar with loss and examples/s")
     log_csv: bool = described(True, help="write metrics.csv")

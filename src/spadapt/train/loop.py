@@ -29,7 +29,7 @@ from torch import nn
 from ..masks import SCHEDULES, keep_pruned_at_zero
 from ..model import AdaptedModel
 from .checkpoint import load_checkpoint, restore_tensors, save_checkpoint
-from .config import TrainConfig
+from .config import TrainConfig, TrainConfigError
 from .meters import PeakMemory, StepTimer
 
 
@@ -122,6 +122,25 @@ def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     return groups + ([{"params": head, "lr": config.head_learning_rate}] if head else [])
 
 
+def _autocast(config: TrainConfig, device: torch.device):
+    """bf16 autocast for `precision: bf16` (what Accelerate's mixed precision does; set per
+    run here, since Accelerate's process-wide state cannot change between runs)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                          enabled=config.precision == "bf16")
+
+
+def _checkpoint_activations(model: nn.Module) -> None:
+    """Turn on transformers' gradient checkpointing for the (base) model, non-reentrant: the
+    adapters inside the recomputed blocks get their gradients, and the frozen base's inputs
+    need not require grad."""
+    base = model.base_model if isinstance(model, AdaptedModel) else model
+    enable = getattr(base, "gradient_checkpointing_enable", None)
+    if enable is None or not getattr(base, "supports_gradient_checkpointing", False):
+        raise TrainConfigError(f"gradient_checkpointing: {type(base).__name__} does not "
+                               "support transformers' gradient checkpointing")
+    enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def _epoch_order(size: int, seed: int, epoch: int) -> list[int]:
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(size, generator=generator).tolist()
@@ -142,6 +161,8 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
     from accelerate import Accelerator
 
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    if config.gradient_checkpointing:
+        _checkpoint_activations(model)
     torch.manual_seed(config.seed)
     unwrapped = model
     optimizer = torch.optim.AdamW(_parameter_groups(model, config), lr=config.learning_rate,
@@ -238,7 +259,7 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
                 timer.start()
                 step_started = time.perf_counter()
             context = accelerator.no_sync(model) if not boundary else contextlib.nullcontext()
-            with context:
+            with context, _autocast(config, accelerator.device):
                 loss = model(**batch).loss
                 regularization = unwrapped.regularization_loss() \
                     if isinstance(unwrapped, AdaptedModel) else None
