@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from spadapt.cli import app
 from spadapt.report.i18n import strings
-from train_fixtures import base_model, examples, task
+from train_fixtures import examples, model_folder, task
 
 RESULT_FIELDS = {"name", "accuracy", "macro_f1", "base_params", "trainable_params",
                  "nonzero_params", "adapter_bytes", "train_seconds", "step_seconds_median",
@@ -51,10 +51,7 @@ def _write_csv(path: Path, rows) -> Path:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("poc")
-    classification = task()
-    model_dir = root / "tiny-bert"
-    base_model(classification.tokenizer.vocab_size).save_pretrained(model_dir)
-    classification.tokenizer.save_pretrained(model_dir)
+    model_dir = model_folder(root / "tiny-bert")
     train_csv = _write_csv(root / "train.csv", examples(160))
     eval_csv = _write_csv(root / "eval.csv", examples(40, seed=1))
     return {"root": root, "model": str(model_dir), "train": str(train_csv),

@@ -17,16 +17,13 @@ from spadapt.recipe import load_recipe
 from spadapt.tune import TuneOptions
 from spadapt.tune.space import TuneError, parse_max_nonzero
 from spadapt.tune.study import STUDY_NAME, prepare, run_tune, train_recipe
-from train_fixtures import base_model, examples, task
+from train_fixtures import examples, model_folder
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("tune")
-    classification = task()
-    model_dir = root / "tiny-bert"
-    base_model(classification.tokenizer.vocab_size).save_pretrained(model_dir)
-    classification.tokenizer.save_pretrained(model_dir)
+    model_dir = model_folder(root / "tiny-bert")
     data = root / "train.csv"
     with open(data, "w", newline="") as handle:
         writer = csv.writer(handle)

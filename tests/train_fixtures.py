@@ -41,3 +41,11 @@ def base_model(vocab_size: int) -> torch.nn.Module:
         vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=48, num_labels=2, hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0))
+
+
+def model_folder(folder):
+    """The tiny BERT and MiniLM's tokenizer saved as a local model folder; returns it."""
+    classification = task()
+    base_model(classification.tokenizer.vocab_size).save_pretrained(folder)
+    classification.tokenizer.save_pretrained(folder)
+    return folder

@@ -496,12 +496,8 @@ def create_app(config: ServeConfig) -> FastAPI:
                                              "finish_reason": finish}]}
 
             return await _streamed(server, rows, body.stop, chunk)
-        outputs = await server.batcher.submit(rows)
-        choices = []
-        for index, output in enumerate(outputs):
-            text, finish = _cut_at_stop(output, body.stop)
-            choices.append({"index": index, "text": text, "logprobs": None,
-                            "finish_reason": finish})
+        choices, outputs = await _answered(server, rows, body.stop, lambda index, text, finish: {
+            "index": index, "text": text, "logprobs": None, "finish_reason": finish})
         return {**head, "choices": choices, "usage": _usage(outputs)}
 
     @api.post("/v1/chat/completions")
@@ -531,12 +527,9 @@ def create_app(config: ServeConfig) -> FastAPI:
                                      "finish_reason": finish}]}
 
             return await _streamed(server, rows, body.stop, chunk)
-        outputs = await server.batcher.submit(rows)
-        choices = []
-        for index, output in enumerate(outputs):
-            text, finish = _cut_at_stop(output, body.stop)
-            choices.append({"index": index, "message": {"role": "assistant", "content": text},
-                            "logprobs": None, "finish_reason": finish})
+        choices, outputs = await _answered(server, rows, body.stop, lambda index, text, finish: {
+            "index": index, "message": {"role": "assistant", "content": text},
+            "logprobs": None, "finish_reason": finish})
         return {**head, "object": "chat.completion", "choices": choices,
                 "usage": _usage(outputs)}
 
@@ -556,6 +549,14 @@ def _chat_prompt(base: ServedBase, messages: list[dict[str, Any]]) -> str:
                                                   tokenize=False)
     except TemplateError as error:  # templates raise for turns they do not accept
         raise bad_request(f"the chat template rejected these messages ({error})") from None
+
+
+async def _answered(server: Server, rows: list[Row], stop, choice) -> tuple[list[dict], list]:
+    """The rows' answers, each cut at `stop`, as `choice(index, text, finish_reason)` dicts,
+    with the raw outputs (for the usage counts)."""
+    outputs = await server.batcher.submit(rows)
+    return [choice(index, *_cut_at_stop(output, stop))
+            for index, output in enumerate(outputs)], outputs
 
 
 async def _streamed(server: Server, rows: list[Row], stop, chunk) -> StreamingResponse:
