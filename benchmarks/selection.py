@@ -1,8 +1,9 @@
 """What position selection costs a sparse delta: Fisher scores at attach, regrowth in training.
 
-Four competitors on MiniLM in one process, timed interleaved (common.interleaved): the
+Five competitors on MiniLM in one process, timed interleaved (common.interleaved): the
 frozen-base floor, the `sparse_delta` recipe (magnitude at init), the same with `fisher` scores
-on 16 calibration batches (512 rows), and with schedule `regrow` every 20 steps. One timed call
+on 16 calibration batches (512 rows) and on the default 4 (128 rows), and with schedule
+`regrow` every 20 steps. One timed call
 is one regrowth cycle, 20 training steps on the same real batch (32 × 64 tokens), so a regrow
 competitor's figure holds its one regrowth step with the 19 plain ones: the average over a
 run. Selection at attach is timed once per competitor (building the model from a copy of the
@@ -39,6 +40,10 @@ BUILDERS = {  # name -> (description, builder(base, calibration batches))
     "sparse_delta_fisher": ("sparse_delta, Fisher scores on 512 rows at init",
                             recipe_builder("sparse_delta", scorer="fisher",
                                            score_batches=FISHER_BATCHES)),
+    "sparse_delta_fisher_128": ("sparse_delta, Fisher scores on 128 rows at init (the "
+                                "default score_batches, 4)",
+                                recipe_builder("sparse_delta", scorer="fisher",
+                                               score_batches=4)),
     "sparse_delta_regrow": ("sparse_delta, magnitude at init, regrow every 20 steps (30%)",
                             recipe_builder("sparse_delta", schedule="regrow",
                                            regrow_every=CYCLE_STEPS, regrow_fraction=0.3)),
