@@ -106,3 +106,11 @@ def count_parameters(recipe: Recipe, model) -> dict[str, int]:
     base = sum(p.numel() for n, p in model.named_parameters()
                if "lora_" not in n and "modules_to_save" not in n)
     return {"base_params": base, "trainable_params": trainable, "nonzero_params": trainable}
+
+
+def calibration_batches(recipe: Recipe, task, rows: list, batch_size: int = 32) -> list[dict]:
+    """The batches of `batch_size` training rows a spadapt recipe's scorer reads at attach
+    (its `score_batches`); none for other kinds."""
+    count = recipe.adapter_config().score_batches if recipe.kind == "spadapt" else 0
+    return [task.collate(rows[i * batch_size : (i + 1) * batch_size])
+            for i in range(count) if i * batch_size < len(rows)]

@@ -22,6 +22,7 @@ from .method_runs import (  # noqa: F401 (BUDGETS, build_model, ...: spadapt.poc
     BUDGETS,
     budget_rule,
     build_model,
+    calibration_batches,
     count_parameters,
     load_seeded_base,
     subset_rows,
@@ -66,9 +67,7 @@ def run_method(recipe: Recipe, task, split_train: list, split_eval: list, option
     directory = options.out / recipe.name
     directory.mkdir(parents=True, exist_ok=True)
     base = load_seeded_base(task, model_path, options.seed)
-    batches = recipe.adapter_config().score_batches if recipe.kind == "spadapt" else 0
-    calibration = [task.collate(split_train[i * 32 : (i + 1) * 32])
-                   for i in range(batches) if i * 32 < len(split_train)]
+    calibration = calibration_batches(recipe, task, split_train)
     model = build_model(recipe, base, task.labels, calibration, options.seed)
     config = recipe.train_config(**train_overrides, seed=options.seed, progress=options.progress)
     # what the optimizer holds at the start: a lottery schedule's dense phase holds more than

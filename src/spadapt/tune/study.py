@@ -24,7 +24,14 @@ import torch
 import yaml
 
 from .. import atomic
-from ..method_runs import BUDGETS, build_model, count_parameters, load_seeded_base, subset_rows
+from ..method_runs import (
+    BUDGETS,
+    build_model,
+    calibration_batches,
+    count_parameters,
+    load_seeded_base,
+    subset_rows,
+)
 from ..recipe import Recipe
 from .options import TuneOptions
 from .space import (
@@ -43,7 +50,6 @@ OBJECTIVES = {"accuracy": ["maximize"],  # --objective -> Optuna directions
 BEST_FILE = "best.yaml"
 EVALUATIONS_PER_TRIAL = 4  # validation scores during each trial, for the pruner (a trial's
 #                            value is its best; best.yaml leaves this to the recipe's reader)
-CALIBRATION_BATCHES = 16  # batches of 32 training rows for data-driven scorers (as the PoC)
 
 
 @dataclass
@@ -52,6 +58,7 @@ class TuneData:
 
     task: object  # the ClassificationTask
     model_path: str  # resolved base model folder
+    base: object  # the base, loaded once: non-zero counts build on copies of it
     train_rows: list  # what trials train on
     validation_rows: list  # what trials are scored on (never trained on)
     train: dict  # TrainConfig fields of the budget: every trial's, and best.yaml's
@@ -109,8 +116,9 @@ def prepare(options: TuneOptions) -> TuneData:
     tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
     task = ClassificationTask(tokenizer, list(split.labels), budget["train"].get("max_length",
                                                                                  128))
-    base_parameters = sum(p.numel() for p in task.load_base(model_path).parameters())
-    return TuneData(task=task, model_path=model_path, train_rows=train,
+    base = task.load_base(model_path)
+    base_parameters = sum(p.numel() for p in base.parameters())
+    return TuneData(task=task, model_path=model_path, base=base, train_rows=train,
                     validation_rows=validation,
                     train={**budget["train"], "early_stopping_patience": None},
                     max_nonzero=parse_max_nonzero(options.max_nonzero, base_parameters),
@@ -124,9 +132,8 @@ def train_recipe(recipe: Recipe, data: TuneData, out_dir: Path | None = None,
 
     task = data.task
     base = load_seeded_base(task, data.model_path, data.seed)
-    calibration = [task.collate(data.train_rows[i * 32 : (i + 1) * 32])
-                   for i in range(CALIBRATION_BATCHES) if i * 32 < len(data.train_rows)]
-    model = build_model(recipe, base, task.labels, calibration, data.seed)
+    model = build_model(recipe, base, task.labels,
+                        calibration_batches(recipe, task, data.train_rows), data.seed)
     counts = count_parameters(recipe, model)
     if counts["nonzero_params"] > data.max_nonzero:
         return {**counts, "infeasible": True}
@@ -179,7 +186,7 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = prepare(options)
     study, fresh = _open_study(options, pruner)
-    counter = BudgetCounter(data.task.load_base(data.model_path), data.task.labels)
+    counter = BudgetCounter(data.base, data.task.labels)
     if fresh:
         for params in shipped_points(counter, data.max_nonzero)[:options.trials]:
             study.enqueue_trial(params)
