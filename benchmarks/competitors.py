@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from spadapt import AdaptedModel
-from spadapt.arch import architecture_of, head_modules
+from spadapt.arch import head_modules
 from spadapt.masks.optim import keep_pruned_at_zero
+from spadapt.peft_methods import linear_targets_regex, shira_rank
 from spadapt.poc import build_model
 from spadapt.recipe import load_recipe
 
@@ -65,12 +66,6 @@ class Trainee:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
 
-def linear_targets_regex(base: nn.Module) -> str:
-    """The regex of the linear layers spadapt's sparse_delta adapts (all attention + FFN),
-    written for PEFT, which full-matches a string pattern against the module name."""
-    return ".*" + architecture_of(base).linear_targets
-
-
 def freeze_except_head(base: nn.Module) -> nn.Module:
     """`base` with only its task head (the family's top-level head modules) trainable."""
     heads = head_modules(base, None)
@@ -95,19 +90,11 @@ def linear_target_layers(base: nn.Module) -> list[nn.Module]:
     return [m for n, m in base.named_modules() if pattern.fullmatch(n)]
 
 
-def shira_rank(base: nn.Module, density: float = SPARSE_DELTA_DENSITY) -> int:
-    """SHiRA's r (r·(in+out) values per layer) closest to `density` of the target weights."""
-    layers = linear_target_layers(base)
-    target = density * sum(m.weight.numel() for m in layers)
-    per_rank = sum(m.in_features + m.out_features for m in layers)
-    return max(1, round(target / per_rank))
-
-
 def build_shira(base: nn.Module, calibration: list[dict]) -> nn.Module:
     from peft import ShiraConfig, get_peft_model
 
-    config = ShiraConfig(task_type="SEQ_CLS", r=shira_rank(base), random_seed=0,
-                         target_modules=linear_targets_regex(base))
+    config = ShiraConfig(task_type="SEQ_CLS", r=shira_rank(base, SPARSE_DELTA_DENSITY),
+                         random_seed=0, target_modules=linear_targets_regex(base))
     return get_peft_model(base, config)
 
 

@@ -472,3 +472,24 @@ def test_sparse_methods_section_pairs_each_variant_with_its_baselines_by_seed(tm
     assert (tmp_path / "accuracy_16_paired.png").stat().st_size > 0
     assert markdown.sparse_methods_section({**result, "settings": {
         **result["settings"], "methods": {"sparse_delta": {}}}}) == []
+
+
+def test_generate_summary_pairs_each_method_with_full_and_lora_by_seed() -> None:
+    from benchmarks.generate import summary
+
+    def run(loss: float, rouge: float) -> dict:
+        return {"metric": "rouge_l", "eval_loss": loss, "perplexity": 2.718 ** loss,
+                "exact_match": 0.0, "rouge_l": rouge, "nonzero_params": 10, "adapter_bytes": 99}
+
+    runs = {"qa/full/0": run(2.0, 0.30), "qa/full/1": run(2.2, 0.28),
+            "qa/lora/0": run(2.1, 0.25), "qa/lora/1": run(2.4, 0.24),
+            "qa/sparse_delta/0": run(2.05, 0.29), "qa/sparse_delta/1": run(2.15, 0.30),
+            "qa/sparse_delta/2": run(9.0, 0.0)}  # a seed the others lack: not paired
+    rows = {r["method"]: r for r in summary({"runs": runs})}
+    delta = rows["sparse_delta"]
+    assert delta["seeds"] == 3 and delta["eval_loss"] == pytest.approx((2.05 + 2.15 + 9) / 3)
+    mean, se = delta["loss_vs_full"]  # differences 0.05 and -0.05
+    assert mean == pytest.approx(0.0) and se == pytest.approx(0.05)
+    mean, se = delta["loss_vs_lora"]  # -0.05 and -0.25
+    assert mean == pytest.approx(-0.15) and se == pytest.approx(0.1)
+    assert "loss_vs_full" not in rows["full"] and rows["full"]["loss_vs_lora"][0] < 0

@@ -124,7 +124,8 @@ def test_memorised_answers_match_exactly_and_training_mode_is_restored() -> None
     result = train(model, task, FACTS * 150, FACTS, config)  # 150 steps
     metrics = result.final_metrics
     assert metrics["exact_match"] == 1.0, metrics
-    assert metrics["accuracy"] == metrics["macro_f1"] == metrics["exact_match_casefold"] == 1.0
+    assert metrics["accuracy"] == metrics["macro_f1"] == metrics["exact_match_strict"] == 1.0
+    assert metrics["rouge_l"] == 1.0
     assert metrics["loss"] < 0.05
     assert metrics["perplexity"] == pytest.approx(torch.tensor(metrics["loss"]).exp().item())
     assert "confusion_matrix" not in metrics
@@ -133,12 +134,14 @@ def test_memorised_answers_match_exactly_and_training_mode_is_restored() -> None
     model.train()
     metrics = task.evaluate(model, wrong, batch_size=3)
     assert model.training
-    assert metrics["exact_match"] == metrics["exact_match_casefold"] == 0.0
+    assert metrics["exact_match"] == metrics["exact_match_strict"] == 0.0
+    assert 0 < metrics["rouge_l"] < 1  # the answer is part of the reference
     model.eval()
     upper = [PromptExample(e.prompt, e.response.upper()) for e in FACTS]
     metrics = task.evaluate(model, upper, batch_size=4)
     assert not model.training
-    assert (metrics["exact_match"], metrics["exact_match_casefold"]) == (0.0, 1.0)
+    scores = (metrics["exact_match_strict"], metrics["exact_match"], metrics["rouge_l"])
+    assert scores == (0.0, 1.0, 1.0)  # only the strict match minds the case
 
     # Through an AdaptedModel: generation follows the active adapter, and disabling it
     # gives the base's answers back.
@@ -173,7 +176,7 @@ def test_smollm2_on_chatterbot_learns_with_a_sparse_delta() -> None:
                          log_csv=False, log_tensorboard=False)
     after = train(model, task, data.train[:16], evaluation, config).final_metrics
     print(f"\nSmolLM2 chatterbot_qa, 8 eval examples: before {before}\nafter {after}")
-    for key in ("loss", "perplexity", "exact_match", "exact_match_casefold", "accuracy",
+    for key in ("loss", "perplexity", "exact_match", "exact_match_strict", "rouge_l", "accuracy",
                 "macro_f1"):
         assert key in before and key in after
     assert after["loss"] < before["loss"]
@@ -214,7 +217,7 @@ def test_eval_and_predict_commands_on_a_causal_lm_adapter(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert metrics["rows"] == len(FACTS) and metrics["rejected_rows"] == 0
-    for key in ("loss", "perplexity", "exact_match", "exact_match_casefold"):
+    for key in ("loss", "perplexity", "exact_match", "exact_match_strict", "rouge_l"):
         assert metrics[key] == pytest.approx(expected[key], rel=1e-5), key
 
     result = runner.invoke(app, ["predict", "--adapter", str(adapter),

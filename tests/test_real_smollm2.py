@@ -63,3 +63,35 @@ def test_adapters_on_smollm2_generate_route_and_round_trip(smollm2, tmp_path) ->
     batch = {k: v for k, v in prompt.items()}
     with torch.no_grad():
         assert torch.equal(loaded(**batch).logits, model(**batch).logits)
+
+
+def test_generative_poc_on_smollm2_and_chatterbot(tmp_path) -> None:
+    """The whole `spadapt poc` for a generative task on the real decoder (the default model of
+    prompt/response data), smoke budget: fields, answers side by side, the chat template."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from spadapt.cli import app
+
+    out = tmp_path / "run"
+    methods = "base,lora,shira,sparse_delta,sparse"  # full fine-tuning: 540 MB to write, left out
+    result = CliRunner().invoke(app, [
+        "poc", "--data", "builtin:chatterbot_qa", "--budget", "smoke", "--methods", methods,
+        "--no-progress", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == "generate" and results["base_model"]["name"] == "builtin:smollm2"
+    assert results["metric"] == "rouge_l"  # chatterbot's answers are sentences
+    assert [m["name"] for m in results["methods"]] == methods.split(",")
+    for method in results["methods"]:
+        assert "error" not in method, method["error"]
+        assert len(method["answers"]) == 5 and 0 <= method["rouge_l"] <= 1
+    base = results["methods"][0]
+    assert any(answer.strip() for answer in base["answers"])  # the instruct model answers
+    nonzero = {m["name"]: m["nonzero_params"] for m in results["methods"]}
+    assert nonzero["lora"] == nonzero["shira"]
+    # about 1% of the linear weights each (0.79% of the whole base)
+    assert 0.005 < nonzero["sparse_delta"] / results["base_model"]["parameters"] < 0.01
+    md = (out / "report.md").read_text()
+    assert "## Answers side by side" in md and md.count("\n### ") == 5

@@ -11,8 +11,6 @@ import copy
 import json
 import os
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from string import Formatter
@@ -21,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from browser import CHROMIUM, run_chromium
 from spadapt.errors import SpadaptError
 from spadapt.report import (
     ReportError,
@@ -373,8 +372,6 @@ def test_japanese_plots_use_a_cjk_font_when_one_is_installed():
 
 # --- the page in a real browser ---------------------------------------------------------------
 
-CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome")
-                 if (path := shutil.which(name))), None)
 # matplotlib's first six colours (tab10), one per method, and the darkest "Blues" cell.
 PLOT_COLOURS = {"C0": (31, 119, 180), "C1": (255, 127, 14), "C2": (44, 160, 44),
                 "C3": (214, 39, 40), "C4": (148, 103, 189), "C5": (140, 86, 75),
@@ -413,15 +410,6 @@ class _PageParser(HTMLParser):
             self.rows[-1][-1] += data
 
 
-def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-               "--no-first-run", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-               f"--user-data-dir={profile}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-
-
 @pytest.mark.browser
 # In CI (CI=true) a missing Chromium is a failure, not a skip: `make test` installs it there.
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
@@ -431,7 +419,7 @@ def test_report_renders_table_and_plots_in_headless_chromium(run_dir, tmp_path):
     from PIL import Image  # matplotlib depends on Pillow
 
     page = write_report(run_dir)["html"].resolve().as_uri()
-    dom = _chromium(tmp_path, "--dump-dom", page).stdout
+    dom = run_chromium(tmp_path, "--dump-dom", page).stdout
     parsed = _PageParser()
     parsed.feed(dom)
     rows = [r for r in parsed.rows if r]
@@ -443,7 +431,7 @@ def test_report_renders_table_and_plots_in_headless_chromium(run_dir, tmp_path):
     assert all(src.startswith("data:image/png;base64,") for src in parsed.images)
 
     shot = tmp_path / "page.png"
-    _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,5000", page)
+    run_chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,5000", page)
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     assert pixels.shape == (5000, 1200, 3)
     white = (pixels.min(axis=2) > 245).mean()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .peft_methods import lora_model, shira_model
 from .recipe import Recipe
 
 # How much each method gets. quick: a first look in minutes; standard: the real comparison.
@@ -26,6 +27,24 @@ BUDGETS: dict[str, dict] = {
     "smoke": {"train_rows": 128, "eval_rows": 128, "train": {  # tests: seconds, not results
         "epochs": 1, "max_steps": 4, "batch_size": 32, "max_length": 32,
         "early_stopping_patience": None, "checkpoint_every": 0}},
+}
+
+
+# The same budgets for `spadapt poc --task generate` on a decoder: a step there costs about 15×
+# one of MiniLM on these cores (SmolLM2-135M, 8 rows of ~60 tokens: ~5 s), so rows and steps
+# are fewer; `max_new_tokens` bounds each greedy answer.
+GENERATE_BUDGETS: dict[str, dict] = {
+    # quick: 24 steps of 8 rows for every method; 100 evaluation prompts answered
+    "quick": {"train_rows": 4096, "eval_rows": 100, "max_new_tokens": 32, "train": {
+        "epochs": 3, "max_steps": 24, "batch_size": 8, "eval_batch_size": 16,
+        "max_length": 128, "early_stopping_patience": None, "checkpoint_every": 0}},
+    "standard": {"train_rows": None, "eval_rows": None, "max_new_tokens": 64, "train": {
+        "epochs": 3, "batch_size": 8, "eval_batch_size": 16, "max_length": 256,
+        "early_stopping_patience": 1, "checkpoint_every": 100}},
+    "recipe": {"train_rows": None, "eval_rows": None, "max_new_tokens": 64, "train": {}},
+    "smoke": {"train_rows": 32, "eval_rows": 16, "max_new_tokens": 8, "train": {
+        "epochs": 1, "max_steps": 4, "batch_size": 8, "eval_batch_size": 16,
+        "max_length": 64, "early_stopping_patience": None, "checkpoint_every": 0}},
 }
 
 
@@ -79,15 +98,14 @@ def build_model(recipe: Recipe, base, labels: list[str], calibration: list[dict]
         for parameter in base.parameters():
             parameter.requires_grad_(True)
         return base
+    if recipe.kind == "base":
+        for parameter in base.parameters():
+            parameter.requires_grad_(False)
+        return base
     if recipe.kind == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        settings = dict(recipe.lora)
-        names = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
-        if not set(settings.get("target_modules") or []) & names:
-            settings["target_modules"] = "all-linear"  # the recipe's names are another family's
-        task_type = "SEQ_CLS" if labels else "CAUSAL_LM"
-        return get_peft_model(base, LoraConfig(task_type=task_type, **settings))
+        return lora_model(base, recipe.lora, classifier=bool(labels))
+    if recipe.kind == "shira":
+        return shira_model(base, recipe.shira, classifier=bool(labels), seed=seed)
     from .masks import SCORERS
     from .model import attach, scores_at_attach
 
@@ -104,7 +122,7 @@ def count_parameters(recipe: Recipe, model) -> dict[str, int]:
         return {"base_params": report["base"], "trainable_params": report["trainable"],
                 "nonzero_params": report["nonzero"]}
     base = sum(p.numel() for n, p in model.named_parameters()
-               if "lora_" not in n and "modules_to_save" not in n)
+               if "lora_" not in n and "shira_" not in n and "modules_to_save" not in n)
     return {"base_params": base, "trainable_params": trainable, "nonzero_params": trainable}
 
 

@@ -1,10 +1,12 @@
 """Recipes: YAML files that name a method and its settings (`src/spadapt/recipes/*.yaml`).
 
-A recipe has `name`, `description`, `kind` ("spadapt" | "lora" | "full"), an `adapter` section
-(AdapterConfig fields), a `lora` section (PEFT LoraConfig fields) and a `train` section
-(TrainConfig fields), plus optional `data` and `model`. `--set section.key=value` overrides any
-field; values are parsed as YAML (`0.01`, `true`, `[query, value]`) and converted to each
-field's type by pydantic (`spadapt.validation`), so `1e-3` is a float.
+A recipe has `name`, `description`, `kind` ("spadapt" | "lora" | "shira" | "full" | "base"), an
+`adapter` section (AdapterConfig fields), a `lora` section (PEFT LoraConfig fields), a `shira`
+section (PEFT ShiraConfig fields, or `density`) and a `train` section (TrainConfig fields), plus
+optional `data` and `model`. Kind "base" trains nothing: the untouched base, the PoC's "before".
+`--set section.key=value` overrides any field; values are parsed as YAML (`0.01`, `true`,
+`[query, value]`) and converted to each field's type by pydantic (`spadapt.validation`), so
+`1e-3` is a float.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from .train.config import TrainConfig
 from .validation import coerce_fields
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
-KINDS = ("spadapt", "lora", "full")
+KINDS = ("spadapt", "lora", "shira", "full", "base")
 
 
 class RecipeError(SpadaptError):
@@ -32,9 +34,12 @@ class RecipeError(SpadaptError):
 class Recipe:
     name: str  # short method name, used for output folders and reports
     description: str  # one line shown in reports
-    kind: str  # "spadapt" (an AdapterConfig), "lora" (PEFT LoRA) or "full" (all weights)
+    # "spadapt" (an AdapterConfig), "lora" (PEFT LoRA), "shira" (PEFT SHiRA), "full" (all
+    # weights) or "base" (nothing trained: the base as it is)
+    kind: str
     adapter: dict = field(default_factory=dict)  # AdapterConfig fields (kind "spadapt")
     lora: dict = field(default_factory=dict)  # peft.LoraConfig fields (kind "lora")
+    shira: dict = field(default_factory=dict)  # peft.ShiraConfig fields or density ("shira")
     train: dict = field(default_factory=dict)  # TrainConfig fields
     data: str | None = None  # default training data for `spadapt train`
     model: str | None = None  # default base model for `spadapt train`

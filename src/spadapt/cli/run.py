@@ -10,19 +10,22 @@ from pathlib import Path
 
 import typer
 
-from ..poc_options import DEFAULT_METHODS, PocOptions
+from ..poc_options import DEFAULT_METHODS, GENERATE_METHODS, PocOptions
 from .exits import FAILED, exit_codes
 from .options import dataclass_options
 from .tables import print_table
 
 
-def _methods_option(value: str) -> list[str]:
+def _methods_option(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
     return [m.strip() for m in value.split(",") if m.strip()]
 
 
 def _print_results(results: dict, out: Path) -> None:
     from ..report.fmt import size
 
+    metric = results.get("metric", "accuracy")
     rows = []
     for method in results["methods"]:
         if "error" in method:
@@ -31,7 +34,7 @@ def _print_results(results: dict, out: Path) -> None:
         rows.append((method["name"], f"{method['accuracy']:.3f}",
                      f"{method['nonzero_params']:,}", size(method["adapter_bytes"], digits=4),
                      f"{method['train_seconds']:.0f} s"))
-    print_table(("METHOD", "ACCURACY", "NON-ZERO", "SIZE", "TRAIN TIME"), rows,
+    print_table(("METHOD", metric.upper(), "NON-ZERO", "SIZE", "TRAIN TIME"), rows,
                 right=(1, 2, 3, 4))
     typer.echo(f"report: {out / 'report.html'} (and report.md, results.json)")
 
@@ -42,14 +45,17 @@ def _finish(results: dict, out: Path) -> None:
         raise typer.Exit(FAILED)
 
 
-POC_FIELDS = ["data", "eval_data", "text_column", "label_column", "model", "methods", "budget",
-              "lang", "seed", "skip_bad_rows", "resume", "progress", "tune", "tune_trials",
+POC_FIELDS = ["data", "eval_data", "task", "text_column", "label_column", "prompt_column",
+              "response_column", "chat_template", "metric", "model", "methods", "budget", "lang",
+              "seed", "skip_bad_rows", "resume", "progress", "tune", "tune_trials",
               "tune_max_nonzero", "out"]
 
 
 @dataclass_options(PocOptions, POC_FIELDS, overrides={"methods": {
-    "type": str, "default": ",".join(DEFAULT_METHODS),
-    "help": "Comma-separated recipes (see `spadapt recipes`)."}})
+    "type": str | None, "default": None,
+    "help": "Comma-separated recipes (see `spadapt recipes`; default: "
+            f"{','.join(DEFAULT_METHODS)} to classify, {','.join(GENERATE_METHODS)} to "
+            "generate)."}})
 def poc(options: dict) -> None:
     """Compare methods on your data: accuracy and cost, in a report management can read."""
     with exit_codes():

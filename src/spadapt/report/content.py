@@ -1,6 +1,6 @@
 """What the report says, as plain unescaped text, shared by the Markdown and HTML renderers:
-the title, the results table, which plots it shows, the search (poc --tune), the data-quality
-section and the footer.
+the title, the results table, which plots it shows, the search (poc --tune), a generative run's
+answers side by side, the data-quality section and the footer.
 
 Everything here is plain text; each renderer escapes it for its format. The summary
 sentences, which need emphasis inside them, live in summary.py; the plots are drawn by
@@ -41,16 +41,26 @@ class Table:
 
 
 @dataclass
+class Answers:
+    """One sample prompt with its reference and every method's answer (plain text)."""
+
+    prompt: str
+    reference: str
+    answers: list[tuple[str, str]]  # (method name, its answer or the "empty" note)
+
+
+@dataclass
 class DataQuality:
     rows: str  # rows used for training and evaluation
     rejected_count: str
     rejected_intro: str | None  # the sentence before the rejected rows listed below
     rejected: list[str]  # "file:line — reason"
     labels: str
+    truncated: str | None = None  # generate: prompts cut to fit the context
 
 
 def title(results: Results, lang: str) -> str:
-    return strings(lang)["title"].format(dataset=results.dataset_name,
+    return strings(lang, results.metric)["title"].format(dataset=results.dataset_name,
                                          model=results.base_model_name)
 
 
@@ -87,7 +97,7 @@ def search_lines(results: Results, lang: str) -> list[str]:
     search = results.search
     if search is None:
         return []
-    s = strings(lang)
+    s = strings(lang, results.metric)
     lines = [s["search_ran"].format(
         trials=search.trials, completed=search.completed, pruned=search.pruned,
         failed=search.failed, time=fmt.duration(search.seconds, s),
@@ -102,17 +112,30 @@ def search_lines(results: Results, lang: str) -> list[str]:
 
 
 def table(results: Results, lang: str) -> Table:
-    s = strings(lang)
+    s = strings(lang, results.metric)
     rec = recommend(results)
-    header = [s[k] for k in ("col_method", "col_accuracy", "col_f1", "col_trainable",
-                             "col_nonzero", "col_size", "col_time", "col_step", "col_memory")]
+    generate = results.task == "generate"
+    # a generative run shows both answer scores, the one the recommendation uses first
+    scores = (("exact_match", "col_exact"), ("rouge_l", "col_rouge"))
+    if results.metric == "rouge_l":
+        scores = scores[::-1]
+    quality = ([key for _, key in scores] + ["col_loss", "col_ppl"] if generate
+               else ["col_accuracy", "col_f1"])
+    header = [s[k] for k in ("col_method", *quality, "col_trainable", "col_nonzero", "col_size",
+                             "col_time", "col_step", "col_memory")]
     rows = []
     for m in results.methods:
-        cells = [] if not m.ok else [
-            fmt.percent(m.accuracy), fmt.percent(m.macro_f1), fmt.count(m.trainable_params),
-            fmt.count(m.nonzero_params), fmt.size(m.adapter_bytes),
-            fmt.duration(m.train_seconds, s), fmt.step(m.step_seconds_median, s),
-            fmt.size(m.peak_memory_bytes)]
+        if generate:
+            values = [fmt.percent(getattr(m, name)) for name, _ in scores] + [
+                fmt.sig(m.eval_loss), fmt.sig(m.perplexity)] if m.ok else []
+        else:
+            values = [fmt.percent(m.accuracy), fmt.percent(m.macro_f1)]
+        costs = [fmt.count(m.trainable_params), fmt.count(m.nonzero_params),
+                 fmt.size(m.adapter_bytes), fmt.duration(m.train_seconds, s),
+                 fmt.step(m.step_seconds_median, s), fmt.size(m.peak_memory_bytes)]
+        if not m.trained:  # the base as it is: nothing stored, nothing trained
+            costs = [*costs[:2], fmt.DASH, s["not_trained"], fmt.DASH, fmt.DASH]
+        cells = [] if not m.ok else [*values, *costs]
         rows.append(Row(name=m.name, description=m.description, recommended=m is rec,
                         error=None if m.ok else s["failed"].format(error=m.error),
                         cells=cells))
@@ -120,7 +143,7 @@ def table(results: Results, lang: str) -> Table:
 
 
 def data_quality(results: Results, lang: str) -> DataQuality:
-    s = strings(lang)
+    s = strings(lang, results.metric)
     intro = None
     rejected = []
     if results.rejected_rows == 0:
@@ -139,13 +162,28 @@ def data_quality(results: Results, lang: str) -> DataQuality:
     else:
         labels = s["labels_none"].format(task=results.task)
     rows = s["rows_used"].format(train=f"{results.train_rows:,}", eval=f"{results.eval_rows:,}")
+    truncated = None
+    if results.max_length is not None:
+        truncated = (s["truncated"] if results.truncated_prompts else s["truncated_none"]).format(
+            count=f"{results.truncated_prompts:,}", max_length=results.max_length)
     return DataQuality(rows=rows, rejected_count=count, rejected_intro=intro,
-                       rejected=rejected, labels=labels)
+                       rejected=rejected, labels=labels, truncated=truncated)
+
+
+def answers(results: Results, lang: str) -> list[Answers]:
+    """The sample prompts with each method's answer, in method order (empty unless the run
+    generated answers)."""
+    s = strings(lang, results.metric)
+    with_answers = [m for m in results.methods if m.ok and m.answers]
+    return [Answers(prompt=sample.prompt, reference=sample.reference,
+                    answers=[(m.name, m.answers[i].strip() or s["a_empty"])
+                             for m in with_answers])
+            for i, sample in enumerate(results.samples) if with_answers]
 
 
 def budget_text(results: Results, lang: str) -> str:
     """The budget's name and, when results.json records it, the rule every method ran under."""
-    s = strings(lang)
+    s = strings(lang, results.metric)
     name = results.budget or s["unknown"]
     rule = results.budget_rule
     if not rule:
@@ -160,7 +198,7 @@ def budget_text(results: Results, lang: str) -> str:
 
 
 def footer(results: Results, lang: str) -> list[tuple[str, str]]:
-    s = strings(lang)
+    s = strings(lang, results.metric)
     unknown = s["unknown"]
     model = results.base_model_name
     if results.base_model_parameters is not None:

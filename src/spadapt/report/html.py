@@ -54,7 +54,7 @@ def _strong(name: Markup) -> Markup:
 
 def render(results: Results, lang: str, images: dict[str, bytes]) -> str:
     """The page; `images` maps plot names (content.PLOT_FILES keys) to PNG bytes."""
-    s = strings(lang)
+    s = strings(lang, results.metric)
     rec = recommend(results)
     alts = {"accuracy": s["p_accuracy_title"], "curves": s["h_curves"],
             "search": s["p_search_title"]}
@@ -69,5 +69,5 @@ def render(results: Results, lang: str, images: dict[str, bytes]) -> str:
     return _template().render(
         lang=lang, s=s, title=content.title(results, lang), summary=summary,
         table=content.table(results, lang), plots=plots,
-        search=content.search_lines(results, lang),
+        search=content.search_lines(results, lang), answers=content.answers(results, lang),
         data_quality=content.data_quality(results, lang), footer=content.footer(results, lang))

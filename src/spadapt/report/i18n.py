@@ -9,6 +9,8 @@ CJK font is installed (see plots.py).
 
 from __future__ import annotations
 
+import functools
+
 from .results import ReportError
 
 LANGUAGES = ("en", "ja")
@@ -17,7 +19,7 @@ _EN: dict[str, str] = {
     "title": "PoC report: {dataset} on {model}",
     "h_summary": "Summary",
     "h_table": "Results",
-    "h_accuracy_plot": "Accuracy vs stored parameters",
+    "h_accuracy_plot": "{Metric} vs stored parameters",
     "h_curves": "Training curves",
     "h_confusion": "Confusion matrix of {name}",
     "h_data": "Data quality",
@@ -28,14 +30,14 @@ _EN: dict[str, str] = {
     "pick_vs_full": "Pick {name}: {acc_vs_full}, stores {size} instead of {full_size} "
                     "({ratio}), trains {speed}.",
     "pick_full": "Pick {name}: no method that stores fewer parameters comes within 1 point "
-                 "of its accuracy ({acc}); it stores {size} and trains in {time}.",
-    "pick_plain": "Pick {name}: accuracy {acc} ({acc_vs_best}), stores {size} "
+                 "of its {metric} ({acc}); it stores {size} and trains in {time}.",
+    "pick_plain": "Pick {name}: {metric} {acc} ({acc_vs_best}), stores {size} "
                   "({nonzero} non-zero parameters), trains in {time}.",
     "pick_none": "No method finished without error, so there is no recommendation.",
     "acc_below_full": "{points} points below full fine-tuning",
     "acc_above_full": "{points} points above full fine-tuning",
-    "acc_equal_full": "the same accuracy as full fine-tuning",
-    "acc_best": "the best accuracy",
+    "acc_equal_full": "the same {metric} as full fine-tuning",
+    "acc_best": "the best {metric}",
     "acc_below_best": "{points} points below the best, {best}",
     "ratio_smaller": "1/{ratio}",
     "ratio_larger": "{ratio}× larger",
@@ -45,8 +47,9 @@ _EN: dict[str, str] = {
     "as_fast": "about as fast",
     "rule": "How we pick: among the methods that ran without error, the one that stores the "
             "fewest non-zero parameters while staying within 1 point (0.01) of the best "
-            "accuracy.",
-    "vs_full_intro": "Accuracy given up against full fine-tuning ({acc}):",
+            "{metric}.",
+    "rule_base": "The base model as it is (not trained) is shown for reference, never picked.",
+    "vs_full_intro": "{Metric} given up against full fine-tuning ({acc}):",
     "vs_full_item": "{name}: {delta}",
     "delta_below": "{points} points lower",
     "delta_above": "{points} points higher",
@@ -58,7 +61,7 @@ _EN: dict[str, str] = {
     "failed_item": "{name} failed: {error}",
     # Table.
     "col_method": "Method",
-    "col_accuracy": "Accuracy",
+    "col_accuracy": "{Metric}",
     "col_f1": "Macro-F1",
     "col_trainable": "Trainable params",
     "col_nonzero": "Non-zero params",
@@ -105,17 +108,43 @@ _EN: dict[str, str] = {
     "no_gpu": "none",
     "unknown": "unknown",
     "params_of": "{params} parameters",
+    # Generative runs.
+    "col_exact": "Exact match",
+    "col_rouge": "ROUGE-L",
+    "col_loss": "Eval loss",
+    "col_ppl": "Perplexity",
+    "not_trained": "not trained",
+    "metric_option": "Answers are generated greedily for every evaluation prompt and scored "
+                     "by {metric}, chosen with --metric.",
+    "metric_short_answers": "Answers are generated greedily for every evaluation prompt and "
+                            "scored by {metric}: every reference answer is at most 5 words, so "
+                            "an answer counts when it matches its reference (ignoring case, "
+                            "spacing and trailing punctuation).",
+    "metric_long_answers": "Answers are generated greedily for every evaluation prompt and "
+                           "scored by {metric} (the longest common word sequence with the "
+                           "reference, F1): some reference answers are longer than 5 words.",
+    "h_answers": "Answers side by side",
+    "answers_intro": "The same {count} evaluation prompts, answered by each method (greedy "
+                     "decoding), the base model's answer before adaptation included.",
+    "a_prompt": "Prompt",
+    "a_reference": "Reference answer",
+    "a_method": "Method",
+    "a_answer": "Answer",
+    "a_empty": "(empty answer)",
+    "truncated_none": "No prompt was longer than {max_length} tokens.",
+    "truncated": "{count} prompts were longer than {max_length} tokens and were cut from the "
+                 "left: their ends, next to the answer, were kept.",
     # Units.
     "u_seconds": "{s} s",
     "u_minutes": "{m} min {s} s",
     "u_hours": "{h} h {m} min",
     "u_ms": "{ms} ms",
     # Plot text (an English twin of each is used when no CJK font is installed).
-    "p_accuracy_title": "Accuracy vs non-zero (stored) parameters",
+    "p_accuracy_title": "{Metric} vs non-zero (stored) parameters",
     "p_nonzero_axis": "Non-zero parameters (log scale)",
-    "p_accuracy_axis": "Accuracy",
+    "p_accuracy_axis": "{Metric}",
     "p_loss_title": "Training loss",
-    "p_eval_title": "Eval accuracy",
+    "p_eval_title": "Eval {metric}",
     "p_step_axis": "Step",
     "p_loss_axis": "Train loss",
     "p_confusion_title": "Confusion matrix: {name}",
@@ -133,35 +162,36 @@ _JA: dict[str, str] = {
     "title": "PoC レポート: {dataset}（ベースモデル {model}）",
     "h_summary": "まとめ",
     "h_table": "結果一覧",
-    "h_accuracy_plot": "精度と保存パラメータ数",
+    "h_accuracy_plot": "{metric}と保存パラメータ数",
     "h_curves": "学習曲線",
     "h_confusion": "{name} の混同行列",
     "h_data": "データ品質",
     "h_search": "構成の探索",
     "h_spread": "{name} の保持値の配置（層・モジュール別）",
     "h_footer": "実行環境",
-    "pick_vs_full": "おすすめは {name} です。精度はフルファインチューニング比 {acc_vs_full}、"
+    "pick_vs_full": "おすすめは {name} です。{metric}はフルファインチューニング比 {acc_vs_full}、"
                     "保存サイズは {full_size} ではなく {size}（{ratio}）、学習は {speed}。",
-    "pick_full": "おすすめは {name} です。保存パラメータがより少ない手法で、精度 {acc} から "
+    "pick_full": "おすすめは {name} です。保存パラメータがより少ない手法で、{metric} {acc} から "
                  "1 ポイント以内に入るものはありませんでした。保存サイズは {size}、学習時間は "
                  "{time} です。",
-    "pick_plain": "おすすめは {name} です。精度 {acc}（{acc_vs_best}）、保存サイズ {size}"
+    "pick_plain": "おすすめは {name} です。{metric} {acc}（{acc_vs_best}）、保存サイズ {size}"
                   "（非ゼロパラメータ {nonzero} 個）、学習時間 {time}。",
     "pick_none": "エラーなく完了した手法がないため、おすすめはありません。",
     "acc_below_full": "−{points} ポイント",
     "acc_above_full": "+{points} ポイント",
     "acc_equal_full": "同等",
-    "acc_best": "最高精度",
-    "acc_below_best": "最高精度 {best} より {points} ポイント低い",
+    "acc_best": "最高{metric}",
+    "acc_below_best": "最高{metric} {best} より {points} ポイント低い",
     "ratio_smaller": "1/{ratio}",
     "ratio_larger": "{ratio} 倍",
     "ratio_same": "ほぼ同じ",
     "faster": "{ratio} 倍速い",
     "slower": "{ratio} 倍遅い",
     "as_fast": "ほぼ同じ速さ",
-    "rule": "選び方: エラーなく完了した手法のうち、精度が最高値から 1 ポイント（0.01）以内で、"
-            "保存する非ゼロパラメータ数が最も少ないものを推奨します。",
-    "vs_full_intro": "フルファインチューニング（精度 {acc}）と比べた精度の差:",
+    "rule": "選び方: エラーなく完了した手法のうち、{metric}が最高値から 1 ポイント（0.01）以内"
+            "で、保存する非ゼロパラメータ数が最も少ないものを推奨します。",
+    "rule_base": "学習していないベースモデルは比較のために示すだけで、推奨の対象にはしません。",
+    "vs_full_intro": "フルファインチューニング（{metric} {acc}）と比べた{metric}の差:",
     "vs_full_item": "{name}: {delta}",
     "delta_below": "{points} ポイント低い",
     "delta_above": "{points} ポイント高い",
@@ -172,7 +202,7 @@ _JA: dict[str, str] = {
     "throughput": "、毎秒 {eps} 件",
     "failed_item": "{name} は失敗しました: {error}",
     "col_method": "手法",
-    "col_accuracy": "精度",
+    "col_accuracy": "{metric}",
     "col_f1": "マクロ F1",
     "col_trainable": "学習パラメータ数",
     "col_nonzero": "非ゼロパラメータ数",
@@ -216,15 +246,39 @@ _JA: dict[str, str] = {
     "no_gpu": "なし",
     "unknown": "不明",
     "params_of": "パラメータ {params} 個",
+    "col_exact": "完全一致率",
+    "col_rouge": "ROUGE-L",
+    "col_loss": "評価損失",
+    "col_ppl": "パープレキシティ",
+    "not_trained": "学習なし",
+    "metric_option": "各評価プロンプトへの回答を貪欲法で生成し、--metric で指定した{metric}で"
+                     "採点しています。",
+    "metric_short_answers": "各評価プロンプトへの回答を貪欲法で生成し、{metric}で採点しています。"
+                            "正解の回答がどれも 5 語以内のため、大文字小文字・空白・末尾の句読点"
+                            "を除いて正解と一致した回答を正解とします。",
+    "metric_long_answers": "各評価プロンプトへの回答を貪欲法で生成し、{metric}（正解との最長共通"
+                           "部分列にもとづく F1）で採点しています。5 語を超える正解があるため"
+                           "です。",
+    "h_answers": "回答の比較",
+    "answers_intro": "同じ {count} 件の評価プロンプトへの各手法の回答（貪欲法）です。適応前の"
+                     "ベースモデルの回答も含みます。",
+    "a_prompt": "プロンプト",
+    "a_reference": "正解の回答",
+    "a_method": "手法",
+    "a_answer": "回答",
+    "a_empty": "（空の回答）",
+    "truncated_none": "{max_length} トークンを超えるプロンプトはありませんでした。",
+    "truncated": "{count} 件のプロンプトが {max_length} トークンを超えたため、先頭側を切り詰め"
+                 "ました（回答に近い末尾は残しています）。",
     "u_seconds": "{s} 秒",
     "u_minutes": "{m} 分 {s} 秒",
     "u_hours": "{h} 時間 {m} 分",
     "u_ms": "{ms} ミリ秒",
-    "p_accuracy_title": "精度と非ゼロ（保存）パラメータ数",
+    "p_accuracy_title": "{metric}と非ゼロ（保存）パラメータ数",
     "p_nonzero_axis": "非ゼロパラメータ数（対数目盛）",
-    "p_accuracy_axis": "精度",
+    "p_accuracy_axis": "{metric}",
     "p_loss_title": "学習損失",
-    "p_eval_title": "評価精度",
+    "p_eval_title": "評価{metric}",
     "p_step_axis": "ステップ",
     "p_loss_axis": "学習損失",
     "p_confusion_title": "混同行列: {name}",
@@ -240,10 +294,30 @@ _JA: dict[str, str] = {
 
 _TABLES = {"en": _EN, "ja": _JA}
 
+# What the quality metric is called: (inside a sentence, at its start) per language.
+_METRIC_WORDS = {
+    "en": {"accuracy": ("accuracy", "Accuracy"), "exact_match": ("exact match", "Exact match"),
+           "rouge_l": ("ROUGE-L", "ROUGE-L")},
+    "ja": {"accuracy": ("精度", "精度"), "exact_match": ("完全一致率", "完全一致率"),
+           "rouge_l": ("ROUGE-L", "ROUGE-L")},
+}
 
-def strings(lang: str) -> dict[str, str]:
-    """The fixed strings of `lang`; `ReportError` listing the languages if it is unknown."""
+
+def strings(lang: str, metric: str = "accuracy") -> dict[str, str]:
+    """The fixed strings of `lang`, the quality `metric`'s name filled in where they say
+    "{metric}" (or "{Metric}" at a sentence's start); `ReportError` listing the languages if
+    `lang` is unknown."""
     if lang not in _TABLES:
         raise ReportError(f"unknown report language {lang!r}; choose one of: "
                           + ", ".join(f'"{code}"' for code in LANGUAGES))
-    return _TABLES[lang]
+    return _filled(lang, metric)
+
+
+@functools.cache
+def _filled(lang: str, metric: str) -> dict[str, str]:
+    if metric not in _METRIC_WORDS[lang]:
+        raise ReportError(f"unknown quality metric {metric!r}; known: "
+                          f"{', '.join(_METRIC_WORDS[lang])}")
+    word, start = _METRIC_WORDS[lang][metric]
+    return {key: value.replace("{metric}", word).replace("{Metric}", start)
+            for key, value in _TABLES[lang].items()}

@@ -27,7 +27,7 @@ def md_escape(text: str) -> str:
 
 def render(results: Results, lang: str = "en") -> str:
     """The whole report in Markdown; images are `plots/<name>.png` next to report.md."""
-    s = strings(lang)
+    s = strings(lang, results.metric)
     out: list[str] = [f"# {md_escape(content.title(results, lang))}", ""]
     out += _summary(results, lang)
     out += _table(results, lang)
@@ -46,6 +46,7 @@ def render(results: Results, lang: str = "en") -> str:
     if spread is not None and "spread" in drawn:
         heading = s["h_spread"].format(name=spread.name)
         out += [f"## {md_escape(heading)}", "", _image("spread", heading), ""]
+    out += _answers(results, lang)
     search = content.search_lines(results, lang)
     if search:
         out += [f"## {md_escape(s['h_search'])}", ""]
@@ -64,9 +65,11 @@ def _image(name: str, alt: str) -> str:
 
 
 def _summary(results: Results, lang: str) -> list[str]:
-    s = strings(lang)
+    s = strings(lang, results.metric)
     text = summary_text(results, lang, md_escape, lambda name: f"**{name}**")
     out = [f"## {md_escape(s['h_summary'])}", "", text.headline, "", f"*{text.rule}*", ""]
+    if text.metric_note:
+        out += [text.metric_note, ""]
     if text.failures:
         out += [f"- {line}" for line in text.failures] + [""]
     if text.vs_full_intro and text.vs_full:
@@ -77,7 +80,7 @@ def _summary(results: Results, lang: str) -> list[str]:
 
 
 def _table(results: Results, lang: str) -> list[str]:
-    s = strings(lang)
+    s = strings(lang, results.metric)
     t = content.table(results, lang)
     out = [f"## {md_escape(s['h_table'])}", "",
            "| " + " | ".join(md_escape(h) for h in t.header) + " |",
@@ -97,7 +100,7 @@ def _table(results: Results, lang: str) -> list[str]:
 
 
 def _data_quality(results: Results, lang: str) -> list[str]:
-    s = strings(lang)
+    s = strings(lang, results.metric)
     dq = content.data_quality(results, lang)
     out = [f"## {md_escape(s['h_data'])}", ""]
     out += [md_escape(dq.rows), "", md_escape(dq.rejected_count), ""]
@@ -105,4 +108,22 @@ def _data_quality(results: Results, lang: str) -> list[str]:
         out += [md_escape(dq.rejected_intro), ""]
     if dq.rejected:
         out += [f"- {md_escape(line)}" for line in dq.rejected] + [""]
-    return out + [md_escape(dq.labels), ""]
+    out += [md_escape(dq.labels), ""]
+    return out + ([md_escape(dq.truncated), ""] if dq.truncated else [])
+
+
+def _answers(results: Results, lang: str) -> list[str]:
+    """Each sample prompt as a small table: its reference, then every method's answer."""
+    s = strings(lang, results.metric)
+    blocks = content.answers(results, lang)
+    if not blocks:
+        return []
+    out = [f"## {md_escape(s['h_answers'])}", "",
+           md_escape(s["answers_intro"].format(count=len(blocks))), ""]
+    for i, block in enumerate(blocks, 1):
+        out += [f"### {i}. {md_escape(block.prompt)}", "",
+                f"| {md_escape(s['a_method'])} | {md_escape(s['a_answer'])} |", "|---|---|",
+                f"| *{md_escape(s['a_reference'])}* | {md_escape(block.reference)} |"]
+        out += [f"| {md_escape(name)} | {md_escape(answer)} |" for name, answer in block.answers]
+        out.append("")
+    return out

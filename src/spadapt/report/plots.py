@@ -63,18 +63,18 @@ def _has_glyphs(path: str) -> bool:
         return False
 
 
-def plot_strings(lang: str) -> tuple[dict[str, str], str | None]:
-    """Plot text for `lang` and the CJK font to draw it with (English when one is needed
-    but missing)."""
+def plot_strings(lang: str, metric: str = "accuracy") -> tuple[dict[str, str], str | None]:
+    """Plot text for `lang` (naming the quality `metric`) and the CJK font to draw it with
+    (English when one is needed but missing)."""
     font = cjk_font()
     if lang != "en" and font is None:
-        return strings("en"), None
-    return strings(lang), font
+        return strings("en", metric), None
+    return strings(lang, metric), font
 
 
 def render_plots(results: Results, lang: str) -> dict[str, bytes]:
     """PNG bytes of each plot in `plot_names(results)`, keyed by name."""
-    t, font = plot_strings(lang)
+    t, font = plot_strings(lang, results.metric)
     colors = {m.name: f"C{i % 10}" for i, m in enumerate(results.methods)}
     rec = recommend(results)
     draw = {"accuracy": lambda: _accuracy(results, rec, t, colors),

@@ -4,7 +4,10 @@
 dict already in memory. Both return a `Results`, or raise `ReportError` naming the file and
 the field (`methods[2].accuracy`) that is wrong. Fields the contract marks optional (task,
 machine, history, confusion matrix, rejected rows, description, throughput) may be missing;
-a method with an `error` needs no metrics. Rendering lives elsewhere.
+a method with an `error` needs no metrics, and one with `trained: false` (the base as it is)
+no step time or memory. A generative run (`task: "generate"`) names its `metric`, the one
+`accuracy` repeats, and carries sample prompts with each method's answers. Rendering lives
+elsewhere.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ class Method:
     history: list[HistoryPoint] = field(default_factory=list)
     confusion_matrix: list[list[int]] | None = None  # rows = true label, cols = predicted
     spread: Spread | None = None  # kept values by layer and module (spadapt methods)
+    trained: bool = True  # False for the base as it is: no cost, never the recommendation
+    eval_loss: float | None = None  # generate: response-token loss (nats)
+    perplexity: float | None = None
+    exact_match: float | None = None  # generate: normalised exact match, a fraction
+    rouge_l: float | None = None  # generate: mean ROUGE-L F1
+    answers: list[str] = field(default_factory=list)  # generate: one per Results.samples
 
     @property
     def ok(self) -> bool:
@@ -64,6 +73,14 @@ class Rejected:
     file: str
     line: int | None
     reason: str
+
+
+@dataclass
+class Sample:
+    """An evaluation row whose answers the report shows side by side (generate)."""
+
+    prompt: str
+    reference: str
 
 
 @dataclass
@@ -102,6 +119,11 @@ class Results:
     spadapt_version: str | None = None
     machine: dict[str, Any] | None = None
     search: Search | None = None  # present when the run searched first (poc --tune)
+    metric: str = "accuracy"  # what `Method.accuracy` holds: accuracy, exact_match or rouge_l
+    metric_reason: str | None = None  # generate: option | short_answers | long_answers
+    samples: list[Sample] = field(default_factory=list)  # generate: prompts answered by all
+    max_length: int | None = None  # generate: tokens of prompt + response kept
+    truncated_prompts: int = 0  # generate: prompts cut from the left to fit max_length
 
 
 # Metrics every successful method must carry (the results.json contract).
@@ -110,6 +132,9 @@ _REQUIRED_METRICS = ("accuracy", "macro_f1", "trainable_params", "nonzero_params
                      "peak_memory_bytes")
 _INT_FIELDS = {"base_params", "trainable_params", "nonzero_params", "adapter_bytes",
                "peak_memory_bytes"}
+_TRAINING_COSTS = ("step_seconds_median", "peak_memory_bytes")  # none for an untrained method
+_METRICS = ("accuracy", "exact_match", "rouge_l")  # what results.json's "metric" may name
+_GENERATE_METRICS = ("eval_loss", "perplexity", "exact_match", "rouge_l")
 
 
 class _Reader:
@@ -161,8 +186,12 @@ def parse_results(data: Any, source: str = RESULTS_FILE) -> Results:
     raw_methods = top.get("methods")
     if not isinstance(raw_methods, list) or not raw_methods:
         raise r.fail("methods", "must be a non-empty list")
-    methods = [_parse_method(r, m, f"methods[{i}]", len(labels))
+    samples = _parse_samples(r, top.get("samples"))
+    methods = [_parse_method(r, m, f"methods[{i}]", len(labels), len(samples))
                for i, m in enumerate(raw_methods)]
+    metric = r.get(top, "metric", "", "str", required=False) or "accuracy"
+    if metric not in _METRICS:
+        raise r.fail("metric", f"must be one of {list(_METRICS)}, got {metric!r}")
     machine = top.get("machine")
     if machine is not None:
         machine = r.obj(machine, "machine")
@@ -186,6 +215,12 @@ def parse_results(data: Any, source: str = RESULTS_FILE) -> Results:
         spadapt_version=_text(top.get("spadapt_version")),
         machine=machine,
         search=None if top.get("search") is None else _parse_search(r, top["search"]),
+        metric=metric,
+        metric_reason=_text(top.get("metric_reason")),
+        samples=samples,
+        max_length=r.get(dataset, "max_length", "dataset", "int", required=False),
+        truncated_prompts=r.get(dataset, "truncated_prompts", "dataset", "int",
+                                required=False) or 0,
     )
 
 
@@ -215,19 +250,32 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _parse_method(r: _Reader, raw: Any, where: str, n_labels: int) -> Method:
+def _parse_method(r: _Reader, raw: Any, where: str, n_labels: int, n_samples: int) -> Method:
     obj = r.obj(raw, where)
     error = obj.get("error")
+    trained = obj.get("trained", True)
+    if not isinstance(trained, bool):
+        raise r.fail(f"{where}.trained", f"must be true or false, got {trained!r}")
     method = Method(name=r.get(obj, "name", where, "str"),
                     description=r.get(obj, "description", where, "str", required=False),
                     error=None if error in (None, "") else str(error),
-                    adapter_dir=_text(obj.get("adapter_dir")))
-    for key in (*_REQUIRED_METRICS, "base_params", "examples_per_second"):
+                    adapter_dir=_text(obj.get("adapter_dir")), trained=trained)
+    generate = obj.get("task") == "generate"
+    for key in (*_REQUIRED_METRICS, "base_params", "examples_per_second", *_GENERATE_METRICS):
         kind = "int" if key in _INT_FIELDS else "float"
-        required = method.ok and key in _REQUIRED_METRICS
+        required = method.ok and (key in _REQUIRED_METRICS or generate and
+                                  key in _GENERATE_METRICS)
+        if key in _TRAINING_COSTS and not trained:
+            required = False
         setattr(method, key, r.get(obj, key, where, kind, required=required))
     if not method.ok:
         return method
+    answers = obj.get("answers") or []
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers) or \
+            (answers and len(answers) != n_samples):
+        raise r.fail(f"{where}.answers", f"must be a list of {n_samples} strings (one per "
+                     "samples entry)")
+    method.answers = answers
     history = obj.get("history") or []
     if not isinstance(history, list):
         raise r.fail(f"{where}.history", "must be a list")
@@ -267,6 +315,20 @@ def _parse_spread(r: _Reader, raw: Any, where: str) -> Spread:
         raise r.fail(where, "must hold layers, modules and a layers × modules list of counts")
     return Spread(layers=[str(x) for x in layers], modules=[str(x) for x in modules],
                   counts=counts)
+
+
+def _parse_samples(r: _Reader, raw: Any) -> list[Sample]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise r.fail("samples", "must be a list")
+    samples = []
+    for i, item in enumerate(raw):
+        at = f"samples[{i}]"
+        item = r.obj(item, at)
+        samples.append(Sample(prompt=r.get(item, "prompt", at, "str"),
+                              reference=r.get(item, "reference", at, "str")))
+    return samples
 
 
 def _parse_rejected(r: _Reader, raw: Any) -> list[Rejected]:

@@ -2,7 +2,9 @@
 
 The rule (stated in the report too): among the methods that ran without error, pick the one
 that stores the fewest non-zero parameters while its accuracy is within `TOLERANCE` (1 point)
-of the best accuracy; ties go to the higher accuracy, then the shorter training time.
+of the best accuracy; ties go to the higher accuracy, then the shorter training time. The
+"accuracy" is the run's quality metric (`Results.metric`: exact match or ROUGE-L for a
+generative run). The base model as it is (`trained: false`) is shown, never picked.
 
 `summary_text` writes the sentences with two callables from the renderer: `esc` escapes
 text (HTML or Markdown) and `strong` emphasises a method name, so text from results.json
@@ -23,13 +25,18 @@ FULL = "full"  # the method name of full fine-tuning, the reference when present
 
 
 def recommend(results: Results) -> Method | None:
-    """The recommended method, or None when every method failed."""
-    ok = [m for m in results.methods if m.ok]
+    """The recommended method, or None when every trained method failed."""
+    ok = trained_methods(results)
     if not ok:
         return None
     best = max(m.accuracy for m in ok)
     near = [m for m in ok if m.accuracy >= best - TOLERANCE - 1e-12]
     return min(near, key=lambda m: (m.nonzero_params, -m.accuracy, m.train_seconds))
+
+
+def trained_methods(results: Results) -> list[Method]:
+    """The methods that trained and ran without error: the candidates of `recommend`."""
+    return [m for m in results.methods if m.ok and m.trained]
 
 
 def full_method(results: Results) -> Method | None:
@@ -41,6 +48,7 @@ def full_method(results: Results) -> Method | None:
 class SummaryText:
     headline: str
     rule: str
+    metric_note: str | None = None  # generate: how answers were scored, and why that metric
     vs_full_intro: str | None = None
     vs_full: list[str] = field(default_factory=list)
     cost_intro: str = ""
@@ -51,11 +59,16 @@ class SummaryText:
 def summary_text(results: Results, lang: str, esc: Callable[[str], str],
                  strong: Callable[[str], str]) -> SummaryText:
     """The summary's sentences in `lang`, escaped with `esc`, method names through `strong`."""
-    s = {key: esc(value) for key, value in strings(lang).items()}
+    s = {key: esc(value) for key, value in strings(lang, results.metric).items()}
     rec = recommend(results)
     full = full_method(results)
-    out = SummaryText(headline=_headline(rec, full, results, s, esc, strong), rule=s["rule"],
+    rule = s["rule"]
+    if any(m.ok and not m.trained for m in results.methods):
+        rule += " " + s["rule_base"]
+    out = SummaryText(headline=_headline(rec, full, results, s, esc, strong), rule=rule,
                       cost_intro=s["cost_intro"])
+    if results.metric_reason is not None:
+        out.metric_note = s.get(f"metric_{results.metric_reason}")
     if full is not None:
         out.vs_full_intro = s["vs_full_intro"].format(acc=fmt.percent(full.accuracy))
         for m in results.methods:
@@ -65,6 +78,8 @@ def summary_text(results: Results, lang: str, esc: Callable[[str], str],
     for m in results.methods:
         if not m.ok:
             out.failures.append(s["failed_item"].format(name=esc(m.name), error=esc(m.error)))
+            continue
+        if not m.trained:
             continue
         eps = m.examples_per_second
         out.costs.append(s["cost_item"].format(
@@ -97,7 +112,7 @@ def _headline(rec: Method | None, full: Method | None, results: Results, s: dict
         return s["pick_vs_full"].format(
             name=name, acc_vs_full=acc, size=fmt.size(rec.adapter_bytes),
             full_size=fmt.size(full.adapter_bytes), ratio=ratio, speed=speed)
-    best = max((m for m in results.methods if m.ok), key=lambda m: m.accuracy)
+    best = max(trained_methods(results), key=lambda m: m.accuracy)
     if best.accuracy - rec.accuracy < 0.0005:
         acc_vs_best = s["acc_best"]
     else:

@@ -1,7 +1,8 @@
 """Tasks: how examples become batches and predictions become metrics, per kind of model.
 
 `classification.py`: sequence classification on encoders (accuracy, macro-F1, confusion matrix).
-`causal_lm.py`: instruction tuning on decoders (response-token loss, exact match of generations).
+`causal_lm.py`: instruction tuning on decoders (response-token loss, answers by exact match and
+ROUGE-L: `answer_metrics.py`).
 A task object offers `load_base(path)`, `collate(examples)` and `evaluate(model, examples)`.
 """
 

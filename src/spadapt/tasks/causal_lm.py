@@ -1,13 +1,13 @@
 """Causal-LM instruction tuning on decoders: prompt/response batches, loss on the response only,
-and exact match of greedy generations.
+and greedy generations scored by exact match and ROUGE-L (`answer_metrics`).
 
 The base is `AutoModelForCausalLM`, unchanged (no new head). An example is the formatted prompt
-(the tokenizer's chat template with the generation prompt when it has one, else
-"Question: {prompt}\nAnswer: ") followed by the response and the EOS token. Prompt and response
-are tokenized separately and concatenated, so training sees exactly the prompt tokens that
-generation later starts from. Labels are the input ids with prompt and padding positions set to
--100: Hugging Face causal LMs shift labels by one internally, so the loss is the mean
-next-token cross-entropy over response tokens (EOS included).
+(the tokenizer's chat template with the generation prompt when it has one and `chat_template`
+is on, else "Question: {prompt}\nAnswer: ") followed by the response and the EOS token. Prompt
+and response are tokenized separately and concatenated, so training sees exactly the prompt
+tokens that generation later starts from. Labels are the input ids with prompt and padding
+positions set to -100: Hugging Face causal LMs shift labels by one internally, so the loss is
+the mean next-token cross-entropy over response tokens (EOS included).
 
 What does not live here: classification (`classification.py`), loading data (`spadapt.data`).
 """
@@ -21,9 +21,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .answer_metrics import exact_match, rouge_l
 from .common import device_of, left_pad, quiet_transformers
 
 IGNORE = -100  # label value that Hugging Face losses skip
+QUALITY_METRICS = ("exact_match", "rouge_l")  # what "accuracy" can repeat (higher is better)
 PLAIN_TEMPLATE = "Question: {prompt}\nAnswer: "  # used when the tokenizer has no chat template
 
 
@@ -32,6 +34,8 @@ class CausalLMTask:
     tokenizer: object  # a Hugging Face tokenizer; given a pad token (= EOS) if it has none
     max_length: int = 128  # tokens of prompt + response after truncation (>= 2)
     max_new_tokens: int = 32  # greedy tokens generated per prompt for exact match
+    chat_template: bool = True  # format prompts with the tokenizer's chat template, if any
+    quality_metric: str = "exact_match"  # what "accuracy" repeats: one of QUALITY_METRICS
 
     name = "causal_lm"
     # The metric that selects the best checkpoint (higher is better): exact match stays at 0
@@ -48,6 +52,9 @@ class CausalLMTask:
                              "response with it (set tokenizer.eos_token first)")
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        if self.quality_metric not in QUALITY_METRICS:
+            raise ValueError(f"quality_metric must be one of {list(QUALITY_METRICS)}, got "
+                             f"{self.quality_metric!r}")
 
     def load_base(self, path: str) -> nn.Module:
         from transformers import AutoModelForCausalLM
@@ -56,9 +63,12 @@ class CausalLMTask:
             return AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
 
     # Tokens ---------------------------------------------------------------------------------------
+    def _templated(self) -> bool:
+        return self.chat_template and bool(getattr(self.tokenizer, "chat_template", None))
+
     def format_prompt(self, prompt: str) -> str:
         """The text the model sees before its answer (chat template or the plain template)."""
-        if getattr(self.tokenizer, "chat_template", None):
+        if self._templated():
             return self.tokenizer.apply_chat_template(
                 [{"role": "user", "content": prompt}], add_generation_prompt=True,
                 tokenize=False)
@@ -67,9 +77,8 @@ class CausalLMTask:
     def _prompt_ids(self, prompt: str) -> list[int]:
         # A chat template writes its own special tokens; the plain template gets the
         # tokenizer's usual ones (a BOS for Llama-style tokenizers).
-        templated = bool(getattr(self.tokenizer, "chat_template", None))
         return self.tokenizer(self.format_prompt(prompt),
-                              add_special_tokens=not templated)["input_ids"]
+                              add_special_tokens=not self._templated())["input_ids"]
 
     def _response_ids(self, response: str) -> list[int]:
         ids = self.tokenizer(response, add_special_tokens=False)["input_ids"]
@@ -87,6 +96,11 @@ class CausalLMTask:
         if len(prompt) >= self.max_length:
             prompt = prompt[len(prompt) - (self.max_length - 1):]
         return prompt, response[: self.max_length - len(prompt)]
+
+    def truncated_prompts(self, examples: Sequence) -> int:
+        """How many of `examples` have a prompt that `encode` cuts from the left (its formatted
+        prompt is `max_length` tokens or longer): the count a report states."""
+        return sum(len(self._prompt_ids(e.prompt)) >= self.max_length for e in examples)
 
     def collate(self, examples: Sequence) -> dict[str, torch.Tensor]:
         """Right-padded `input_ids`, `attention_mask` and `labels`, each (batch, longest)."""
@@ -152,14 +166,14 @@ class CausalLMTask:
         return answers
 
     def evaluate(self, model: nn.Module, examples: Sequence, batch_size: int = 64) -> dict:
-        """Response-token loss and perplexity, and exact match of greedy answers.
+        """Response-token loss and perplexity, and greedy answers scored against the references.
 
-        "exact_match": fraction of examples whose generated answer, stripped, equals the
-        reference response, stripped (case-sensitive); "exact_match_casefold" compares them
-        case-folded. "accuracy" and "macro_f1" repeat "exact_match" so that reports and
-        `results.json` built for classification find the keys they expect; they are not
-        classification metrics here. The model is evaluated in eval mode and left in the
-        training mode it came in.
+        "exact_match": fraction of answers equal to the reference after `normalise_answer`
+        (case, whitespace, trailing punctuation); "exact_match_strict": equal after stripping
+        only; "rouge_l": mean ROUGE-L F1. "accuracy" and "macro_f1" repeat `quality_metric` so
+        that reports and `results.json` built for classification find the keys they expect;
+        they are not classification metrics here. The model is evaluated in eval mode and left
+        in the training mode it came in.
         """
         was_training = model.training
         model.eval()
@@ -168,18 +182,16 @@ class CausalLMTask:
             answers = self.generate(model, [e.prompt for e in examples], batch_size)
         finally:
             model.train(was_training)
-        references = [e.response.strip() for e in examples]
-        answers = [a.strip() for a in answers]
-        total = max(1, len(examples))
-        exact = sum(a == r for a, r in zip(answers, references, strict=True)) / total
-        casefold = sum(a.casefold() == r.casefold()
-                       for a, r in zip(answers, references, strict=True)) / total
-        return {
+        references = [e.response for e in examples]
+        strict = sum(a.strip() == r.strip() for a, r in zip(answers, references, strict=True))
+        metrics = {
             "loss": loss,
             "negative_loss": -loss,  # `metric`: higher is better
             "perplexity": math.exp(min(loss, 700.0)),  # exp overflows a float past ~709
-            "exact_match": exact,
-            "exact_match_casefold": casefold,
-            "accuracy": exact,
-            "macro_f1": exact,
+            "exact_match": exact_match(answers, references),
+            "exact_match_strict": strict / max(1, len(examples)),
+            "rouge_l": rouge_l(answers, references),
         }
+        metrics["accuracy"] = metrics["macro_f1"] = metrics[self.quality_metric]
+        return metrics
+

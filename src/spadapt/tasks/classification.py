@@ -1,7 +1,9 @@
 """Sequence classification: tokenized batches with labels, and accuracy / macro-F1 / confusion.
 
 The base is `AutoModelForSequenceClassification` with a new head over the task's labels
-(label names travel in `id2label`). Batches are padded per batch (dynamic padding) to at most
+(label names travel in `id2label`). A decoder classifies from its last token, which the model
+finds by the pad token: a tokenizer without one (Llama, GPT-2) pads with its EOS token, and the
+model's config is told so. Batches are padded per batch (dynamic padding) to at most
 `max_length` tokens; prediction batches examples of similar length. Metrics come from
 scikit-learn.
 """
@@ -26,6 +28,13 @@ class ClassificationTask:
     name = "classification"
     metric = "accuracy"  # the metric that selects the best checkpoint (higher is better)
 
+    def __post_init__(self) -> None:
+        if self.tokenizer.pad_token_id is None:
+            if self.tokenizer.eos_token_id is None:
+                raise ValueError("the tokenizer has neither a pad token nor an EOS token to "
+                                 "pad with; set tokenizer.pad_token first")
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
     def load_base(self, path: str) -> nn.Module:
         from transformers import AutoModelForSequenceClassification
 
@@ -35,6 +44,7 @@ class ClassificationTask:
                 ignore_mismatched_sizes=True,  # a saved head of another width is replaced
                 id2label=dict(enumerate(self.labels)),
                 label2id={name: i for i, name in enumerate(self.labels)},
+                pad_token_id=self.tokenizer.pad_token_id,  # where a decoder's last token is
             )
 
     def collate(self, examples: Sequence) -> dict[str, torch.Tensor]:
