@@ -39,6 +39,7 @@ from .methods import (
     SparseDeltaSite,
 )
 from .names import BASE_NAME, check_adapter_name
+from .quantize import quantize_frozen_linears
 from .storage import AdapterTask, StoredTensor
 
 KEY_SEPARATOR = "::"  # storage keys: "<site module name>::<local tensor name>"
@@ -89,6 +90,7 @@ class AdaptedModel(nn.Module):
         self.merged_adapter: str | None = None
         self._masks_final: dict[str, bool] = {}
         self._fingerprints: dict[tuple[str, ...], dict] = {}
+        self.base_quantization = "none"  # "int8" once quantize_base has run
         for parameter in base_model.parameters():
             parameter.requires_grad_(False)
 
@@ -445,6 +447,11 @@ class AdaptedModel(nn.Module):
             )
         if self.merged_adapter is not None:
             raise AdapterError(f"adapter {self.merged_adapter!r} is already merged")
+        if self.base_quantization != "none":
+            raise AdapterError(
+                f"the base is held {self.base_quantization}-quantized and a merge would have "
+                "to re-quantize W + Δ, losing the delta's precision; merge on the unquantized "
+                "base instead (the saved adapter is the same file whatever the base's precision)")
         for wrapper, module in self._sparse_delta_sites(name):
             module.merge(wrapper.base_layer)
         self.merged_adapter = name
@@ -531,6 +538,34 @@ class AdaptedModel(nn.Module):
                 raise AdapterError("fingerprint needs the unmerged base; unmerge_adapter() first")
             self._fingerprints[key] = base_fingerprint(self.base_model, list(exclude))
         return self._fingerprints[key]
+
+    def quantize_base(self, mode: str) -> int:
+        """Hold the frozen base's linear weights quantized (`spadapt.quantize`: "int8" via
+        torchao); adapters, heads and the output embedding stay in full precision. The
+        fingerprints that saving records are taken first, from the unquantized weights, so an
+        adapter trained on the int8 base saves the same file format and loads on the fp32
+        base. Merging is refused afterwards. Returns how many weights were quantized."""
+        if self.merged_adapter is not None:
+            raise AdapterError("unmerge_adapter() before quantizing the base")
+        kept = set(head_modules(self.base_model, None))
+        self.fingerprint()
+        for config in self.configs.values():
+            heads = head_modules(self.base_model, config.modules_to_save)
+            self.fingerprint(heads)
+            kept |= set(heads)
+        output = self.base_model.get_output_embeddings() \
+            if hasattr(self.base_model, "get_output_embeddings") else None
+        outputs = {name for name, module in self.base_model.named_modules()
+                   if output is not None and module is output}
+
+        def keep(name: str) -> bool:
+            return (".adapters." in f".{name}." or name in outputs
+                    or name.split(".", 1)[0] in kept)
+
+        count = quantize_frozen_linears(self.base_model, mode, keep)
+        if count:
+            self.base_quantization = mode
+        return count
 
     def task_of(self, adapter_name: str | None = None) -> AdapterTask:
         """What the adapter's outputs are: a classification head over its labels (the config's,

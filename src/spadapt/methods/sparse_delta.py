@@ -33,6 +33,7 @@ from torch import nn
 from ..arch import architecture_of, unknown_architecture_error
 from ..config import AdapterConfig
 from ..masks.masked import MaskedWeight
+from ..quantize import dequantized, is_quantized
 from .base import Method, SitePlan, SiteWrapper, StoredTensor
 
 
@@ -115,9 +116,14 @@ def _effective_weight(weight: torch.Tensor, values: torch.Tensor, indices: torch
                       transposed: bool, dense: torch.Tensor | None,
                       dense_scale: float) -> torch.Tensor:
     """W + Δ in the canonical (out, in) layout, as one new contiguous tensor (plus
-    dense_scale × a dense delta during schedule "lottery"'s dense phase)."""
-    canonical = weight.t() if transposed else weight
-    effective = canonical.clone(memory_format=torch.contiguous_format)
+    dense_scale × a dense delta during schedule "lottery"'s dense phase). A quantized W
+    (`spadapt.quantize`) is dequantized first."""
+    if is_quantized(weight):  # a quantized base: Δ is added to its dequantized values
+        effective = dequantized(weight)
+        effective = (effective.t() if transposed else effective).contiguous()
+    else:
+        canonical = weight.t() if transposed else weight
+        effective = canonical.clone(memory_format=torch.contiguous_format)
     if dense is not None:
         effective.add_(dense.to(effective.dtype), alpha=dense_scale)
     effective.view(-1).index_add_(0, indices, values.to(effective.dtype))

@@ -56,6 +56,10 @@ class TrainConfig:
         "fp32", help="bf16: the training forward under bf16 autocast (torch.autocast, as "
         "Accelerate's mixed precision; CPU and CUDA); trained values, optimizer state and "
         "evaluation stay fp32")
+    base_quantization: Literal["none", "int8", "nf4"] = described(
+        "none", help="int8: the frozen base's linear weights held in int8 (torchao weight-only, "
+        "CPU and CUDA; adapters, heads and the output embedding stay fp32; merging is then "
+        "refused); nf4 needs bitsandbytes on a CUDA GPU")
     seed: int = described(0, help="seeds data order, dropout and initialisation")
     progress: bool = described(True, help="show a progress bar with loss and examples/s")
     log_csv: bool = described(True, help="write metrics.csv")

@@ -28,6 +28,7 @@ from torch import nn
 
 from ..masks import SCHEDULES, keep_pruned_at_zero
 from ..model import AdaptedModel
+from ..quantize import is_quantized, quantize_frozen_linears
 from .checkpoint import load_checkpoint, restore_tensors, save_checkpoint
 from .config import TrainConfig, TrainConfigError
 from .meters import PeakMemory, StepTimer
@@ -141,6 +142,25 @@ def _checkpoint_activations(model: nn.Module) -> None:
     enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
+def _quantize_base(model: nn.Module, mode: str) -> None:
+    """`base_quantization`: the frozen linear weights held quantized (`spadapt.quantize`); an
+    AdaptedModel takes its fingerprints first. The output embedding stays in full precision
+    (it is often tied to the input embedding)."""
+    if isinstance(model, AdaptedModel):
+        count = model.quantize_base(mode)
+    else:
+        output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") \
+            else None
+        outputs = {name for name, module in model.named_modules()
+                   if output is not None and module is output}
+        count = quantize_frozen_linears(
+            model, mode, lambda name: name in outputs or "original_module" in name)
+    already = any(is_quantized(m.weight) for m in model.modules() if isinstance(m, nn.Linear))
+    if count == 0 and not already:
+        raise TrainConfigError(f"base_quantization {mode}: no frozen linear weight to quantize "
+                               "(full fine-tuning trains every weight); use it with adapters")
+
+
 def _epoch_order(size: int, seed: int, epoch: int) -> list[int]:
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(size, generator=generator).tolist()
@@ -163,6 +183,8 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     if config.gradient_checkpointing:
         _checkpoint_activations(model)
+    if config.base_quantization != "none":
+        _quantize_base(model, config.base_quantization)
     torch.manual_seed(config.seed)
     unwrapped = model
     optimizer = torch.optim.AdamW(_parameter_groups(model, config), lr=config.learning_rate,

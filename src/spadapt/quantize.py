@@ -1,0 +1,78 @@
+"""A frozen base held quantized: the linear weights nothing trains, stored in int8.
+
+`quantize_frozen_linears(model, mode, keep)` replaces the weight of every `nn.Linear` whose
+weight does not require grad (and which `keep` does not name) by torchao's int8 weight-only
+tensor: one int8 per entry plus one scale per output row, dequantized inside each matmul, so
+the base's linear weights take about a quarter of their fp32 bytes. Trained values (adapters,
+heads, LoRA factors) stay in full precision. Works on CPU and CUDA; torchao is an optional
+dependency (`pip install torchao`), imported only here and only when asked for.
+
+"nf4" (and bitsandbytes' int8) needs bitsandbytes on a CUDA GPU; it is refused with a message
+that names what is missing. `dequantized(tensor)` gives any weight as a plain tensor (itself
+when it is not quantized); `is_quantized` tells them apart. Nothing here knows of adapters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .errors import SpadaptError
+
+MODES = ("none", "int8", "nf4")
+
+
+class QuantizationError(SpadaptError):
+    """A base quantization that cannot be done here."""
+
+
+def is_quantized(tensor: torch.Tensor) -> bool:
+    """Whether `tensor` is a quantized tensor subclass (torchao's), not a plain tensor."""
+    return type(tensor) not in (torch.Tensor, nn.Parameter) and hasattr(tensor, "dequantize")
+
+
+def dequantized(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` as a plain tensor of its float values (`tensor` itself when not quantized)."""
+    return tensor.dequantize() if is_quantized(tensor) else tensor
+
+
+def _torchao_int8():
+    with contextlib.redirect_stderr(io.StringIO()):  # its optional CUDA kernels fail to load
+        previous = logging.getLogger("torchao").level
+        logging.getLogger("torchao").setLevel(logging.ERROR)
+        try:
+            from torchao.quantization import Int8WeightOnlyConfig, quantize_
+        except ImportError:
+            raise QuantizationError(
+                "base_quantization int8 needs torchao: pip install torchao") from None
+        finally:
+            logging.getLogger("torchao").setLevel(previous)
+    return quantize_, Int8WeightOnlyConfig
+
+
+def quantize_frozen_linears(model: nn.Module, mode: str,
+                            keep: Callable[[str], bool] = lambda name: False) -> int:
+    """Quantize, in place, the frozen `nn.Linear` weights of `model` not named by `keep`
+    (called with each module's dotted name); returns how many were quantized."""
+    if mode not in MODES:
+        raise QuantizationError(f"base_quantization must be one of {list(MODES)}, got {mode!r}")
+    if mode == "none":
+        return 0
+    if mode == "nf4":
+        missing = "a CUDA GPU" if not torch.cuda.is_available() else "its support in spadapt"
+        raise QuantizationError(
+            "base_quantization nf4 needs bitsandbytes on a CUDA GPU, and this needs "
+            f"{missing}; on CPU use base_quantization: int8 (torchao)")
+    chosen = {name for name, module in model.named_modules()
+              if isinstance(module, nn.Linear) and not module.weight.requires_grad
+              and not is_quantized(module.weight) and not keep(name)}
+    if not chosen:
+        return 0
+    quantize_, config = _torchao_int8()
+    quantize_(model, config(), filter_fn=lambda module, name: name in chosen)
+    return len(chosen)
