@@ -1,5 +1,5 @@
 """`python -m benchmarks PART [options]`; `python -m benchmarks all` runs every part in turn
-(but the decoder's `generate`, hours on a 2-core CPU: run it on its own)."""
+(but the decoder's `generate` and `levers`, hours on a 2-core CPU: run them on their own)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import importlib
 
 PARTS = ("step", "storage", "inference", "selection", "accuracy", "markdown")
-ON_THEIR_OWN = ("generate",)  # parts that `all` leaves out
+ON_THEIR_OWN = ("generate", "levers")  # parts that `all` leaves out
 
 
 def main() -> None:

@@ -554,6 +554,57 @@ def poc_section() -> list[str]:
     return lines + [""]
 
 
+def generate_section(result: dict) -> list[str]:
+    """Decoder quality (`python -m benchmarks generate`): per dataset, every method's means,
+    the paired loss differences, and the issue's targets with verdicts."""
+    from .generate import summary
+
+    settings = result.get("settings", {})
+    rows = summary(result)
+    lines = ["## Decoder quality: the generative PoC's methods on SmolLM2-135M-Instruct", "",
+             f"`python -m benchmarks generate`: {settings.get('steps')} steps of "
+             f"{settings.get('batch_size')} rows, sequences up to {settings.get('max_length')} "
+             f"tokens, greedy answers of up to {settings.get('max_new_tokens')} tokens on "
+             f"{settings.get('eval_rows')} evaluation rows; each method trained as the PoC "
+             "trains it (its recipe's learning rate). Mean over the seeds each ran; paired "
+             "differences by seed (± standard error when there are 2 or more).", "",
+             "| dataset | method | seeds | eval loss | perplexity | exact match | ROUGE-L | "
+             "non-zeros | file | Δ loss vs full | Δ loss vs LoRA |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def delta(value) -> str:
+        if value is None:
+            return "—"
+        mean, se = value
+        return f"{mean:+.3f}" + ("" if se is None else f" ± {se:.3f}")
+
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['method']} | {r['seeds']} | {r['eval_loss']:.3f} | "
+            f"{r['perplexity']:.2f} | {100 * r['exact_match']:.1f}% | {100 * r['rouge_l']:.1f}% "
+            f"| {r['nonzero_params']:,.0f} | {fmt.size(int(r['adapter_bytes']))} | "
+            f"{delta(r.get('loss_vs_full'))} | {delta(r.get('loss_vs_lora'))} |")
+    lines.append("")
+    by_key = {(r["dataset"], r["method"]): r for r in rows}
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        delta_row, shira = by_key.get((dataset, "sparse_delta")), by_key.get((dataset, "shira"))
+        if delta_row and delta_row.get("loss_vs_full") and delta_row.get("loss_vs_lora"):
+            vs_full, vs_lora = delta_row["loss_vs_full"][0], delta_row["loss_vs_lora"][0]
+            lines.append(f"- {dataset}: sparse_delta − full fine-tuning {vs_full:+.3f} nats "
+                         f"(bar ≤ +0.05): {_verdict(vs_full, 0.05)}; − LoRA {vs_lora:+.3f} "
+                         f"(bar ≤ 0): {_verdict(vs_lora, 0.0)}.")
+        if delta_row and shira:
+            per_value = ((delta_row["adapter_bytes"] / delta_row["nonzero_params"])
+                         / (shira["adapter_bytes"] / shira["nonzero_params"]))
+            lines.append(f"- {dataset}: sparse_delta's file per stored value = {per_value:.2f} "
+                         f"× PEFT SHiRA's (bar ≤ 0.45): {_verdict(per_value, 0.45)}; whole "
+                         f"files {fmt.size(int(delta_row['adapter_bytes']))} for "
+                         f"{delta_row['nonzero_params']:,.0f} values against "
+                         f"{fmt.size(int(shira['adapter_bytes']))} for "
+                         f"{shira['nonzero_params']:,.0f}.")
+    return lines + [""]
+
+
 def _results() -> tuple[dict | None, dict | None, dict | None, dict | None]:
     """The step, storage, inference and main accuracy results (None for a part not run)."""
     step, storage, inference, accuracy = (load_result(n) for n in
@@ -589,6 +640,9 @@ def generated() -> str:
     for result in _sweep_results():
         lines += sweep_section(result)
     lines += poc_section()
+    generate = load_result("generate_quality")
+    if generate and generate.get("runs"):
+        lines += generate_section(generate)
     return "\n".join(lines + [END])
 
 

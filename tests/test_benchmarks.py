@@ -493,3 +493,23 @@ def test_generate_summary_pairs_each_method_with_full_and_lora_by_seed() -> None
     mean, se = delta["loss_vs_lora"]  # -0.05 and -0.25
     assert mean == pytest.approx(-0.15) and se == pytest.approx(0.1)
     assert "loss_vs_full" not in rows["full"] and rows["full"]["loss_vs_lora"][0] < 0
+
+
+def test_generate_section_judges_loss_and_file_size_targets() -> None:
+    from benchmarks.markdown import generate_section
+
+    def run(loss: float, nonzero: int, size: int) -> dict:
+        return {"metric": "rouge_l", "eval_loss": loss, "perplexity": 2.718 ** loss,
+                "exact_match": 0.1, "rouge_l": 0.3, "nonzero_params": nonzero,
+                "adapter_bytes": size}
+
+    result = {"settings": {"steps": 64, "batch_size": 8, "max_length": 128,
+                           "max_new_tokens": 32, "eval_rows": 200},
+              "runs": {"qa/full/0": run(2.00, 100, 4000), "qa/lora/0": run(2.10, 90, 900),
+                       "qa/shira/0": run(2.20, 90, 1800), "qa/sparse_delta/0": run(2.03, 100, 600)}}
+    text = "\n".join(generate_section(result))
+    assert "| qa | sparse_delta | 1 | 2.030 |" in text
+    assert "sparse_delta − full fine-tuning +0.030 nats (bar ≤ +0.05): **met**" in text
+    assert "− LoRA -0.070 (bar ≤ 0): **met**" in text
+    # per value: (600 / 100) / (1800 / 90) = 0.30
+    assert "file per stored value = 0.30 × PEFT SHiRA's (bar ≤ 0.45): **met**" in text

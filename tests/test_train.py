@@ -333,3 +333,36 @@ def test_bf16_autocasts_the_forward_and_keeps_trained_values_fp32(classification
     losses = {k: [r["train_loss"] for r in v.history if r["train_loss"] is not None][-1]
               for k, v in results.items()}
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.03)
+
+
+FSDP_COMMAND = ("accelerate launch --use_fsdp --num_processes 2 --fsdp_sharding_strategy "
+                "FULL_SHARD --fsdp_use_orig_params true tests/jobs/fsdp_train.py OUT 8")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2,
+                    reason="Accelerate's FSDP needs accelerator devices: on CPU `accelerate "
+                    "launch --use_fsdp` stops with 'There are currently no available devices "
+                    "found, must be one of XPU, CUDA, MLU, NPU, MUSA, or HPU'; on 2 GPUs: "
+                    + FSDP_COMMAND)
+def test_fsdp_run_matches_one_process(tmp_path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    job = Path(__file__).parent / "jobs" / "fsdp_train.py"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--use_fsdp",
+               "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no", "--fsdp_sharding_strategy", "FULL_SHARD",
+               "--fsdp_use_orig_params", "true", str(job), str(tmp_path / "fsdp"), "8"]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    one = tmp_path / "one"
+    completed = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "jobs" / "two_process_train.py"),
+         str(one), "16"], env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    classification = task()
+    batch = classification.collate(EVAL)
+    batch.pop("labels")
+    loaded = [spadapt.load_adapter(base_model(classification.tokenizer.vocab_size), path)
+              for path in (tmp_path / "fsdp" / "adapter", one / "adapter")]
+    with torch.no_grad():
+        sharded, single = (model.eval()(**batch).logits for model in loaded)
+    torch.testing.assert_close(sharded, single, rtol=1e-4, atol=1e-5)

@@ -11,10 +11,12 @@ from __future__ import annotations
 from torch import nn
 
 from .arch import architecture_of
+from .quantize import quiet_torchao
 
 
 def lora_model(base: nn.Module, settings: dict, classifier: bool) -> nn.Module:
-    from peft import LoraConfig, get_peft_model
+    with quiet_torchao():  # PEFT imports torchao when it is installed
+        from peft import LoraConfig, get_peft_model
 
     settings = dict(settings)
     names = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
@@ -41,7 +43,8 @@ def shira_rank(base: nn.Module, density: float) -> int:
 
 
 def shira_model(base: nn.Module, settings: dict, classifier: bool, seed: int) -> nn.Module:
-    from peft import ShiraConfig, get_peft_model
+    with quiet_torchao():
+        from peft import ShiraConfig, get_peft_model
 
     settings = dict(settings)
     density = settings.pop("density", None)

@@ -15,9 +15,8 @@ when it is not quantized); `is_quantized` tells them apart. Nothing here knows o
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -41,17 +40,32 @@ def dequantized(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.dequantize() if is_quantized(tensor) else tensor
 
 
+# Loggers torchao's import writes to: its optional CUDA kernels that fail to load on a CPU
+# build, no Triton, and torch's notes on its enums. None of it is news to a user.
+_NOISY_LOGGERS = ("torchao", "torchao.kernel.intmm", "torch.utils._pytree")
+
+
+@contextlib.contextmanager
+def quiet_torchao() -> Iterator[None]:
+    """Import-time notes of torchao silenced (PEFT imports torchao when it is installed)."""
+    loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def _torchao_int8():
-    with contextlib.redirect_stderr(io.StringIO()):  # its optional CUDA kernels fail to load
-        previous = logging.getLogger("torchao").level
-        logging.getLogger("torchao").setLevel(logging.ERROR)
+    with quiet_torchao():
         try:
             from torchao.quantization import Int8WeightOnlyConfig, quantize_
         except ImportError:
             raise QuantizationError(
                 "base_quantization int8 needs torchao: pip install torchao") from None
-        finally:
-            logging.getLogger("torchao").setLevel(previous)
     return quantize_, Int8WeightOnlyConfig
 
 
