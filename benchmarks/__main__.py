@@ -1,5 +1,6 @@
 """`python -m benchmarks PART [options]`; `python -m benchmarks all` runs every part in turn
-(but the decoder's `generate` and `levers`, hours on a 2-core CPU: run them on their own)."""
+(but the decoder's parts, `generate`, `generate_lr` and `levers`, hours on a 2-core CPU:
+run them on their own)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import importlib
 
 PARTS = ("step", "storage", "inference", "selection", "accuracy", "markdown")
-ON_THEIR_OWN = ("generate", "levers")  # parts that `all` leaves out
+ON_THEIR_OWN = ("generate", "generate_lr", "levers")  # parts that `all` leaves out
 
 
 def main() -> None:

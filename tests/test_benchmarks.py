@@ -513,3 +513,19 @@ def test_generate_section_judges_loss_and_file_size_targets() -> None:
     assert "− LoRA -0.070 (bar ≤ 0): **met**" in text
     # per value: (600 / 100) / (1800 / 90) = 0.30
     assert "file per stored value = 0.30 × PEFT SHiRA's (bar ≤ 0.45): **met**" in text
+
+
+def test_levers_section_judges_int8_and_checkpointing() -> None:
+    from benchmarks.markdown import levers_section
+
+    def run(length: int, peak: float, step: float, loss: float) -> dict:
+        return {"length": length, "steps": 4, "peak_bytes": int(peak * 1e9),
+                "step_seconds_median": step, "loss_last4": loss}
+
+    text = "\n".join(levers_section({"runs": {
+        "fp32": run(128, 4.0, 5.0, 2.00), "int8": run(128, 1.6, 5.5, 2.03),
+        "fp32_512": run(512, 10.0, 30.0, 3.0), "checkpointing_512": run(512, 7.0, 45.0, 3.0)}}))
+    assert "| int8 | 128 | 4 | 1.60 GB | 5.50 s | 2.0300 |" in text
+    assert "peak 0.40 × the fp32 base's (bar ≤ 0.45): **met**" in text
+    assert "loss after 4 steps 1.50% from fp32's (bar ≤ 2%): **met**" in text
+    assert "peak 0.70 × (bar ≤ 0.6): **missed**; step 1.50 × (bar ≤ 1.4): **missed**" in text

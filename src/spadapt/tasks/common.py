@@ -9,17 +9,21 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from ..quantize import quiet_torchao
+
 
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """transformers logging at error level and no progress bars, restored afterwards."""
+    """transformers logging at error level and no progress bars, restored afterwards; the
+    notes torchao logs when transformers imports it (if installed) silenced too."""
     from transformers.utils import logging
 
     verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     try:
-        yield
+        with quiet_torchao():
+            yield
     finally:
         logging.set_verbosity(verbosity)
         if bars:
