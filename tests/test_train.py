@@ -336,7 +336,8 @@ def test_bf16_autocasts_the_forward_and_keeps_trained_values_fp32(classification
 
 
 FSDP_COMMAND = ("accelerate launch --use_fsdp --num_processes 2 --fsdp_sharding_strategy "
-                "FULL_SHARD --fsdp_use_orig_params true tests/jobs/fsdp_train.py OUT 8")
+                "FULL_SHARD --fsdp_use_orig_params true tests/jobs/two_process_train.py OUT 8 "
+                "fsdp")
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2,
@@ -346,17 +347,16 @@ FSDP_COMMAND = ("accelerate launch --use_fsdp --num_processes 2 --fsdp_sharding_
                     + FSDP_COMMAND)
 def test_fsdp_run_matches_one_process(tmp_path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    job = Path(__file__).parent / "jobs" / "fsdp_train.py"
+    job = Path(__file__).parent / "jobs" / "two_process_train.py"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--use_fsdp",
                "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
                "--dynamo_backend", "no", "--fsdp_sharding_strategy", "FULL_SHARD",
-               "--fsdp_use_orig_params", "true", str(job), str(tmp_path / "fsdp"), "8"]
+               "--fsdp_use_orig_params", "true", str(job), str(tmp_path / "fsdp"), "8", "fsdp"]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     one = tmp_path / "one"
-    completed = subprocess.run(
-        [sys.executable, str(Path(__file__).parent / "jobs" / "two_process_train.py"),
-         str(one), "16"], env=env, capture_output=True, text=True, timeout=600)
+    completed = subprocess.run([sys.executable, str(job), str(one), "16"], env=env,
+                               capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     classification = task()
     batch = classification.collate(EVAL)

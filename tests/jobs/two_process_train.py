@@ -1,5 +1,7 @@
-"""Run by tests/test_train.py under `accelerate launch --num_processes N --cpu`: trains a
-sparse adapter on a tiny BERT and saves it (main process only)."""
+"""Run by tests/test_train.py under `accelerate launch`: trains a sparse adapter on a tiny BERT
+and saves it (main process only). Arguments: OUT BATCH_SIZE [fsdp]. Without "fsdp" the
+Accelerator is on CPU (DDP over gloo when launched with 2 processes); with it, the launch's
+FSDP plugin shards the frozen base and the state is gathered before saving."""
 
 import sys
 from pathlib import Path
@@ -14,7 +16,8 @@ from train_fixtures import base_model, examples, task  # noqa: E402
 
 out = Path(sys.argv[1])
 batch_size = int(sys.argv[2])
-accelerator = Accelerator(cpu=True)
+fsdp = sys.argv[3:] == ["fsdp"]
+accelerator = Accelerator() if fsdp else Accelerator(cpu=True)
 classification = task()
 model = spadapt.attach(base_model(classification.tokenizer.vocab_size), spadapt.AdapterConfig(
     bottleneck=8, density=0.3, scorer="magnitude"))
@@ -22,7 +25,11 @@ config = TrainConfig(learning_rate=1e-2, epochs=2, batch_size=batch_size, progre
                      early_stopping_patience=None, checkpoint_every=0, log_tensorboard=False)
 result = train(model, classification, examples(64), examples(32, seed=1), config,
                out_dir=out / "run", accelerator=accelerator)
+state = accelerator.get_state_dict(model) if fsdp else None  # gathered from the shards
 if accelerator.is_main_process:
+    if state is not None:
+        model = accelerator.unwrap_model(model)
+        model.load_state_dict(state)
     model.save_adapter(out / "adapter")
     (out / "steps.txt").write_text(f"{result.steps} {accelerator.num_processes}\n")
 accelerator.wait_for_everyone()
