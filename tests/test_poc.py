@@ -194,7 +194,7 @@ def test_poc_on_prompt_response_data_with_a_tiny_llama(tmp_path) -> None:
         "lora,sparse_delta,adapter", "--budget", "smoke", "--no-progress", "--out", str(out)])
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
-    assert results["task"] == "causal_lm" and results["dataset"]["labels"] == []
+    assert results["task"] == "generate" and results["dataset"]["labels"] == []
     for method in results["methods"]:
         assert "error" not in method, method.get("error")
         assert method["perplexity"] > 1 and 0 <= method["exact_match"] <= 1
