@@ -9,6 +9,7 @@ reference computed round by round (the same round's two figures), then its media
 from __future__ import annotations
 
 import json
+import math
 import platform
 import random
 import statistics
@@ -149,3 +150,21 @@ def write_result(name: str, payload: dict, directory: Path = RESULTS_DIR) -> Pat
     path = directory / f"{name}.json"
     atomic.write_file(path, json.dumps(payload, indent=2).encode())
     return path
+
+
+def paired_difference(runs: dict, dataset: str, name: str, other: str,
+                      metric: str = "accuracy") -> tuple[float, float, int] | None:
+    """(mean, paired standard error, seeds) of metric(name) − metric(other) over the seeds
+    both ran on `dataset`, `runs` keyed "dataset/method/seed" (standard error nan for one
+    seed); None if they share none."""
+    seeds = sorted({key.rsplit("/", 1)[1] for key in runs
+                    if key.startswith(f"{dataset}/{name}/")}
+                   & {key.rsplit("/", 1)[1] for key in runs
+                      if key.startswith(f"{dataset}/{other}/")})
+    if not seeds:
+        return None
+    differences = [runs[f"{dataset}/{name}/{seed}"][metric]
+                   - runs[f"{dataset}/{other}/{seed}"][metric] for seed in seeds]
+    error = (statistics.stdev(differences) / math.sqrt(len(differences))
+             if len(differences) > 1 else math.nan)
+    return statistics.mean(differences), error, len(differences)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from spadapt import atomic
 
-from .common import RESULTS_DIR
+from .common import RESULTS_DIR, paired_difference
 
 RESULTS = RESULTS_DIR / "generate_quality.json"
 DATASETS = ("chatterbot_qa", "country_qa")
@@ -89,8 +89,8 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def summary(results: dict) -> list[dict]:
-    """Per dataset and method: means over seeds, and the paired differences of loss and of
-    the dataset's metric against full fine-tuning and LoRA (mean ± standard error)."""
+    """Per dataset and method: means over seeds, and the paired differences of eval loss
+    against full fine-tuning and LoRA (`paired_difference`: mean, standard error, seeds)."""
     runs = results["runs"]
     rows = []
     for dataset in dict.fromkeys(k.split("/")[0] for k in runs):
@@ -104,16 +104,8 @@ def summary(results: dict) -> list[dict]:
                       for k in ("eval_loss", "perplexity", "exact_match", "rouge_l",
                                 "nonzero_params", "adapter_bytes")}}
             for other in ("full", "lora"):
-                pairs = [(runs[f"{dataset}/{method}/{s}"], runs[f"{dataset}/{other}/{s}"])
-                         for s in seeds if f"{dataset}/{other}/{s}" in runs]
-                if pairs and other != method:
-                    row[f"loss_vs_{other}"] = _mean_se([a["eval_loss"] - b["eval_loss"]
-                                                        for a, b in pairs])
+                difference = paired_difference(runs, dataset, method, other, "eval_loss")
+                if difference is not None and other != method:
+                    row[f"loss_vs_{other}"] = difference
             rows.append(row)
     return rows
-
-
-def _mean_se(values: list[float]) -> tuple[float, float | None]:
-    if len(values) < 2:
-        return statistics.fmean(values), None
-    return statistics.fmean(values), statistics.stdev(values) / len(values) ** 0.5

@@ -22,7 +22,7 @@ from pathlib import Path
 from spadapt import atomic
 from spadapt.report import fmt
 
-from .common import RESULTS_DIR
+from .common import RESULTS_DIR, paired_difference
 
 PAGE = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"  # the detailed tables
@@ -260,23 +260,6 @@ def accuracy_section(result: dict, main: bool = True) -> list[str]:
         lines += ["", "![accuracy against trained non-zero values]"
                   "(benchmarks/results/accuracy.png)"]
     return lines + [""]
-
-
-def paired_difference(runs: dict, dataset: str, name: str, other: str
-                      ) -> tuple[float, float, int] | None:
-    """(mean, paired standard error, seeds) of accuracy(name) − accuracy(other) over the seeds
-    both ran on `dataset` (standard error nan for one seed); None if they share none."""
-    seeds = sorted({key.rsplit("/", 1)[1] for key in runs
-                    if key.startswith(f"{dataset}/{name}/")}
-                   & {key.rsplit("/", 1)[1] for key in runs
-                      if key.startswith(f"{dataset}/{other}/")})
-    if not seeds:
-        return None
-    differences = [runs[f"{dataset}/{name}/{seed}"]["accuracy"]
-                   - runs[f"{dataset}/{other}/{seed}"]["accuracy"] for seed in seeds]
-    error = (statistics.stdev(differences) / math.sqrt(len(differences))
-             if len(differences) > 1 else math.nan)
-    return statistics.mean(differences), error, len(differences)
 
 
 def _points(difference: tuple[float, float, int] | None) -> str:
@@ -575,8 +558,8 @@ def generate_section(result: dict) -> list[str]:
     def delta(value) -> str:
         if value is None:
             return "—"
-        mean, se = value
-        return f"{mean:+.3f}" + ("" if se is None else f" ± {se:.3f}")
+        mean, error, _ = value
+        return f"{mean:+.3f}" + ("" if math.isnan(error) else f" ± {error:.3f}")
 
     for r in rows:
         lines.append(

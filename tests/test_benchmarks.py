@@ -488,10 +488,10 @@ def test_generate_summary_pairs_each_method_with_full_and_lora_by_seed() -> None
     rows = {r["method"]: r for r in summary({"runs": runs})}
     delta = rows["sparse_delta"]
     assert delta["seeds"] == 3 and delta["eval_loss"] == pytest.approx((2.05 + 2.15 + 9) / 3)
-    mean, se = delta["loss_vs_full"]  # differences 0.05 and -0.05
-    assert mean == pytest.approx(0.0) and se == pytest.approx(0.05)
-    mean, se = delta["loss_vs_lora"]  # -0.05 and -0.25
-    assert mean == pytest.approx(-0.15) and se == pytest.approx(0.1)
+    mean, se, seeds = delta["loss_vs_full"]  # differences 0.05 and -0.05
+    assert mean == pytest.approx(0.0) and se == pytest.approx(0.05) and seeds == 2
+    mean, se, seeds = delta["loss_vs_lora"]  # -0.05 and -0.25
+    assert mean == pytest.approx(-0.15) and se == pytest.approx(0.1) and seeds == 2
     assert "loss_vs_full" not in rows["full"] and rows["full"]["loss_vs_lora"][0] < 0
 
 
