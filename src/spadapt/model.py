@@ -553,14 +553,9 @@ class AdaptedModel(nn.Module):
             heads = head_modules(self.base_model, config.modules_to_save)
             self.fingerprint(heads)
             kept |= set(heads)
-        output = self.base_model.get_output_embeddings() \
-            if hasattr(self.base_model, "get_output_embeddings") else None
-        outputs = {name for name, module in self.base_model.named_modules()
-                   if output is not None and module is output}
 
         def keep(name: str) -> bool:
-            return (".adapters." in f".{name}." or name in outputs
-                    or name.split(".", 1)[0] in kept)
+            return ".adapters." in f".{name}." or name.split(".", 1)[0] in kept
 
         count = quantize_frozen_linears(self.base_model, mode, keep)
         if count:

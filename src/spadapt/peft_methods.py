@@ -8,6 +8,8 @@ share of those weights. A classifier's new head is trained too (PEFT's modules_t
 
 from __future__ import annotations
 
+import re
+
 from torch import nn
 
 from .arch import architecture_of
@@ -33,8 +35,6 @@ def linear_targets_regex(base: nn.Module) -> str:
 
 def shira_rank(base: nn.Module, density: float) -> int:
     """SHiRA's r (r·(in+out) values per layer) closest to `density` of the target weights."""
-    import re
-
     pattern = re.compile(linear_targets_regex(base))
     layers = [m for n, m in base.named_modules() if pattern.fullmatch(n)]
     target = density * sum(m.weight.numel() for m in layers)

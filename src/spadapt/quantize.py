@@ -71,8 +71,9 @@ def _torchao_int8():
 
 def quantize_frozen_linears(model: nn.Module, mode: str,
                             keep: Callable[[str], bool] = lambda name: False) -> int:
-    """Quantize, in place, the frozen `nn.Linear` weights of `model` not named by `keep`
-    (called with each module's dotted name); returns how many were quantized."""
+    """Quantize, in place, the frozen `nn.Linear` weights of `model`, except its output
+    embedding and those named by `keep` (called with each module's dotted name); returns how
+    many were quantized."""
     if mode not in MODES:
         raise QuantizationError(f"base_quantization must be one of {list(MODES)}, got {mode!r}")
     if mode == "none":
@@ -82,9 +83,11 @@ def quantize_frozen_linears(model: nn.Module, mode: str,
         raise QuantizationError(
             "base_quantization nf4 needs bitsandbytes on a CUDA GPU, and this needs "
             f"{missing}; on CPU use base_quantization: int8 (torchao)")
+    # the output embedding stays in full precision: it is often tied to the input embedding
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     chosen = {name for name, module in model.named_modules()
               if isinstance(module, nn.Linear) and not module.weight.requires_grad
-              and not is_quantized(module.weight) and not keep(name)}
+              and not is_quantized(module.weight) and module is not output and not keep(name)}
     if not chosen:
         return 0
     quantize_, config = _torchao_int8()

@@ -144,17 +144,11 @@ def _checkpoint_activations(model: nn.Module) -> None:
 
 def _quantize_base(model: nn.Module, mode: str) -> None:
     """`base_quantization`: the frozen linear weights held quantized (`spadapt.quantize`); an
-    AdaptedModel takes its fingerprints first. The output embedding stays in full precision
-    (it is often tied to the input embedding)."""
+    AdaptedModel takes its fingerprints first."""
     if isinstance(model, AdaptedModel):
         count = model.quantize_base(mode)
-    else:
-        output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") \
-            else None
-        outputs = {name for name, module in model.named_modules()
-                   if output is not None and module is output}
-        count = quantize_frozen_linears(
-            model, mode, lambda name: name in outputs or "original_module" in name)
+    else:  # PEFT: its untouched copy of a trained head (modules_to_save) stays as it is
+        count = quantize_frozen_linears(model, mode, lambda name: "original_module" in name)
     already = any(is_quantized(m.weight) for m in model.modules() if isinstance(m, nn.Linear))
     if count == 0 and not already:
         raise TrainConfigError(f"base_quantization {mode}: no frozen linear weight to quantize "
