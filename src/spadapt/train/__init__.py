@@ -1,5 +1,6 @@
 """Training: the Accelerate loop (`loop.py`), its settings (`config.py`), checkpoints and
-resume (`checkpoint.py`) and cost meters (`meters.py`). `train` is imported lazily so that
+resume (`checkpoint.py`), cost meters (`meters.py`) and the memory/speed levers
+(`levers.py`: checkpointing, bf16 autocast, a quantized base). `train` is imported lazily so that
 reading `TrainConfig` (for `--help`) does not load torch."""
 
 from .config import TrainConfig, TrainConfigError

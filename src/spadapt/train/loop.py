@@ -28,9 +28,9 @@ from torch import nn
 
 from ..masks import SCHEDULES, keep_pruned_at_zero
 from ..model import AdaptedModel
-from ..quantize import is_quantized, quantize_frozen_linears
 from .checkpoint import load_checkpoint, restore_tensors, save_checkpoint
-from .config import TrainConfig, TrainConfigError
+from .config import TrainConfig
+from .levers import autocast, checkpoint_activations, quantize_base
 from .meters import PeakMemory, StepTimer
 
 
@@ -123,38 +123,6 @@ def _parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     return groups + ([{"params": head, "lr": config.head_learning_rate}] if head else [])
 
 
-def _autocast(config: TrainConfig, device: torch.device):
-    """bf16 autocast for `precision: bf16` (what Accelerate's mixed precision does; set per
-    run here, since Accelerate's process-wide state cannot change between runs)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                          enabled=config.precision == "bf16")
-
-
-def _checkpoint_activations(model: nn.Module) -> None:
-    """Turn on transformers' gradient checkpointing for the (base) model, non-reentrant: the
-    adapters inside the recomputed blocks get their gradients, and the frozen base's inputs
-    need not require grad."""
-    base = model.base_model if isinstance(model, AdaptedModel) else model
-    enable = getattr(base, "gradient_checkpointing_enable", None)
-    if enable is None or not getattr(base, "supports_gradient_checkpointing", False):
-        raise TrainConfigError(f"gradient_checkpointing: {type(base).__name__} does not "
-                               "support transformers' gradient checkpointing")
-    enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-
-
-def _quantize_base(model: nn.Module, mode: str) -> None:
-    """`base_quantization`: the frozen linear weights held quantized (`spadapt.quantize`); an
-    AdaptedModel takes its fingerprints first."""
-    if isinstance(model, AdaptedModel):
-        count = model.quantize_base(mode)
-    else:  # PEFT: its untouched copy of a trained head (modules_to_save) stays as it is
-        count = quantize_frozen_linears(model, mode, lambda name: "original_module" in name)
-    already = any(is_quantized(m.weight) for m in model.modules() if isinstance(m, nn.Linear))
-    if count == 0 and not already:
-        raise TrainConfigError(f"base_quantization {mode}: no frozen linear weight to quantize "
-                               "(full fine-tuning trains every weight); use it with adapters")
-
-
 def _epoch_order(size: int, seed: int, epoch: int) -> list[int]:
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(size, generator=generator).tolist()
@@ -176,9 +144,9 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
 
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     if config.gradient_checkpointing:
-        _checkpoint_activations(model)
+        checkpoint_activations(model)
     if config.base_quantization != "none":
-        _quantize_base(model, config.base_quantization)
+        quantize_base(model, config.base_quantization)
     torch.manual_seed(config.seed)
     unwrapped = model
     optimizer = torch.optim.AdamW(_parameter_groups(model, config), lr=config.learning_rate,
@@ -195,6 +163,13 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
         total_steps = min(total_steps, config.max_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _linear_schedule(total_steps, config.warmup_ratio))
+    deepspeed = getattr(accelerator.state, "deepspeed_plugin", None)
+    if deepspeed is not None:  # DeepSpeed sizes its engine from a dataloader we do not
+        # prepare; it steps inside `accelerator.backward`, at each accumulation boundary
+        deepspeed.deepspeed_config.update(
+            train_micro_batch_size_per_gpu=config.batch_size,
+            gradient_accumulation_steps=config.gradient_accumulation,
+            train_batch_size=config.batch_size * config.gradient_accumulation * world)
     model, optimizer = accelerator.prepare(model, optimizer)
 
     checkpoints = out_dir / "checkpoints" if out_dir is not None else None
@@ -275,7 +250,7 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
                 timer.start()
                 step_started = time.perf_counter()
             context = accelerator.no_sync(model) if not boundary else contextlib.nullcontext()
-            with context, _autocast(config, accelerator.device):
+            with context, autocast(config.precision, accelerator.device):
                 loss = model(**batch).loss
                 regularization = unwrapped.regularization_loss() \
                     if isinstance(unwrapped, AdaptedModel) else None
