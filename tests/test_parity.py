@@ -151,3 +151,35 @@ def test_generate_with_beams_routes_each_beam() -> None:
     base = run.pristine.generate(**kwargs)
     adapted = run.model.generate(**kwargs)
     assert torch.equal(routed[0], base[0]) and torch.equal(routed[1], adapted[1])
+
+
+@pytest.mark.parametrize("layer_type", ["linear", "conv1d"])
+def test_sparse_gradient_under_bf16_autocast_matches_fp32(layer_type: str) -> None:
+    """The forward under bf16 autocast, backward outside it (as PyTorch recommends): fp32
+    gradients as close to the fp32 run's as dense autograd under the same autocast gets."""
+    layer, delta = _layer_with_random_delta(layer_type, 0.3, seed=0)
+    layer.requires_grad_(False)
+    weight = canonical_weight(layer)
+    x = torch.randn(3, 7, 24)
+    target = torch.randn(3, 7, 40)
+
+    def gradients(sparse: bool, bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = x.clone().requires_grad_(True)
+        values = delta.values if sparse else delta.values.detach().clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            if sparse:
+                out = delta.linear(inputs, layer)
+            else:
+                dense = torch.zeros(weight.numel()).index_put((delta.indices,), values)
+                out = F.linear(inputs, weight + dense.view(weight.shape), layer.bias)
+        assert out.dtype == (torch.bfloat16 if bf16 else torch.float32)
+        loss = ((out.float() - target) ** 2).sum()
+        return torch.autograd.grad(loss, [inputs, values])
+
+    exact = gradients(sparse=False, bf16=False)
+    ours = gradients(sparse=True, bf16=True)
+    dense = gradients(sparse=False, bf16=True)
+    for got, reference, want in zip(ours, dense, exact, strict=True):
+        assert got.dtype == torch.float32
+        error = (got - want).norm() / want.norm()
+        assert error < 0.02 and error <= 1.5 * (reference - want).norm() / want.norm()

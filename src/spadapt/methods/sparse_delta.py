@@ -49,19 +49,21 @@ def canonical_weight(layer: nn.Module) -> torch.Tensor:
 
 def _sddmm_values(grad_out: torch.Tensor, x: torch.Tensor, crow: torch.Tensor,
                   cols: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """(grad_outᵀ x) at the CSR positions (crow, cols) only: shape (k,), row-major order."""
-    if grad_out.dtype in (torch.float32, torch.float64):
-        with warnings.catch_warnings():  # "sparse CSR support is in beta", on every call
-            warnings.simplefilter("ignore", UserWarning)
-            template = torch.sparse_csr_tensor(
-                crow, cols, torch.zeros(cols.numel(), dtype=grad_out.dtype,
-                                        device=grad_out.device),
-                size=shape, check_invariants=False,
-            )
-        product = torch.sparse.sampled_addmm(template, grad_out.t(), x, beta=0.0, alpha=1.0)
-        return product.values()
-    rows = torch.repeat_interleave(torch.arange(shape[0], device=crow.device), crow.diff())
-    return (grad_out.t().float() @ x.float())[rows, cols].to(grad_out.dtype)
+    """(grad_outᵀ x) at the CSR positions (crow, cols) only: shape (k,), row-major order, in
+    grad_out's dtype. Half-precision inputs (bf16 autocast) are sampled in fp32: the sampled
+    product costs k dot products, where a dense product would cost a weight gradient."""
+    dtype = grad_out.dtype
+    if dtype not in (torch.float32, torch.float64):
+        grad_out = grad_out.float()
+    x = x.to(grad_out.dtype)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta", on every call
+        warnings.simplefilter("ignore", UserWarning)
+        template = torch.sparse_csr_tensor(
+            crow, cols, torch.zeros(cols.numel(), dtype=grad_out.dtype, device=grad_out.device),
+            size=shape, check_invariants=False,
+        )
+    product = torch.sparse.sampled_addmm(template, grad_out.t(), x, beta=0.0, alpha=1.0)
+    return product.values().to(dtype)
 
 
 class SparseDeltaLinear(torch.autograd.Function):
@@ -101,7 +103,9 @@ class SparseDeltaLinear(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             effective = _effective_weight(weight, values, indices, ctx.transposed, dense,
                                           ctx.dense_scale)
-            grad_x = grad_y @ effective
+            # autocast's forward gives a bf16 grad_y; a backward run outside autocast (as
+            # PyTorch recommends) must not meet the fp32 weight with it
+            grad_x = (grad_y @ effective.to(grad_y.dtype)).to(x.dtype)
         if ctx.needs_input_grad[3]:
             g2 = grad_y.reshape(-1, grad_y.shape[-1])
             x2 = x.reshape(-1, x.shape[-1])
