@@ -181,3 +181,23 @@ def test_int8_base_forward_is_close_to_fp32() -> None:
     with torch.no_grad():
         ref, out = fp32(**batch).logits, quantized(**batch).logits
     assert not torch.equal(ref, out) and (ref - out).abs().max() < 0.02 * ref.abs().max() + 1e-3
+
+
+def test_frozen_int8_linears_keep_no_dequantized_weight_for_backward() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 4))
+    model.requires_grad_(False)
+    reference = copy.deepcopy(model)
+    quantize_frozen_linears(model, "int8")
+    for quantized, plain in ((model[0], reference[0]), (model[2], reference[2])):
+        plain.weight.data = dequantized(quantized.weight).clone()  # the same values, in fp32
+    x = torch.randn(8, 64, requires_grad=True)
+    x_reference = x.detach().clone().requires_grad_(True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.numel()) or t,
+                                                  lambda t: t):
+        out = model(x)
+    out.square().sum().backward()
+    reference(x_reference).square().sum().backward()
+    assert saved == [8 * 128]  # ReLU's output only: no weight, no dequantized copy
+    torch.testing.assert_close(x.grad, x_reference.grad, rtol=1e-5, atol=1e-6)

@@ -3,9 +3,11 @@
 `quantize_frozen_linears(model, mode, keep)` replaces the weight of every `nn.Linear` whose
 weight does not require grad (and which `keep` does not name) by torchao's int8 weight-only
 tensor: one int8 per entry plus one scale per output row, dequantized inside each matmul, so
-the base's linear weights take about a quarter of their fp32 bytes. Trained values (adapters,
-heads, LoRA factors) stay in full precision. Works on CPU and CUDA; torchao is an optional
-dependency (`pip install torchao`), imported only here and only when asked for.
+the base's linear weights take about a quarter of their fp32 bytes. Those layers become
+`FrozenQuantizedLinear`s, whose backward dequantizes the weight again instead of keeping a
+dequantized copy from the forward (which would cost more than the fp32 weight saved). Trained
+values (adapters, heads, LoRA factors) stay in full precision. Works on CPU and CUDA; torchao
+is an optional dependency (`pip install torchao`), imported only here and only when asked for.
 
 "nf4" (and bitsandbytes' int8) needs bitsandbytes on a CUDA GPU; it is refused with a message
 that names what is missing. `dequantized(tensor)` gives any weight as a plain tensor (itself
@@ -92,4 +94,38 @@ def quantize_frozen_linears(model: nn.Module, mode: str,
         return 0
     quantize_, config = _torchao_int8()
     quantize_(model, config(), filter_fn=lambda module, name: name in chosen)
+    for name, module in model.named_modules():
+        if name in chosen and type(module) is nn.Linear:
+            module.__class__ = FrozenQuantizedLinear  # same state; a backward without copies
     return len(chosen)
+
+
+class _FrozenQuantizedMatmul(torch.autograd.Function):
+    """y = x Wᵀ + b with W quantized and frozen. The forward runs the quantized kernel with
+    nothing saved; backward dequantizes W again for ∂L/∂x. Through autograd, torchao's linear
+    would keep a dequantized fp32 copy of W from forward to backward: 4 bytes per entry on top
+    of the int8 one, more than the fp32 base itself holds."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.weight = weight  # a parameter: held by the module anyway, no copy
+        return torch.nn.functional.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        grad_x = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad_y @ dequantized(ctx.weight).to(grad_y.dtype)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad_y.reshape(-1, grad_y.shape[-1]).sum(0)
+        return grad_x, None, grad_bias
+
+
+class FrozenQuantizedLinear(nn.Linear):
+    """An `nn.Linear` whose frozen weight `quantize_frozen_linears` quantized: the same module
+    and state, with a forward whose backward keeps no dequantized copy of the weight."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not is_quantized(self.weight):  # dequantized back in place, or never quantized
+            return super().forward(x)
+        return _FrozenQuantizedMatmul.apply(x, self.weight, self.bias)
