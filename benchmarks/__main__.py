@@ -1,6 +1,7 @@
 """`python -m benchmarks PART [options]`; `python -m benchmarks all` runs every part in turn
-(but the decoder's parts, `generate`, `generate_lr` and `levers`, hours on a 2-core CPU:
-run them on their own)."""
+(but the decoder's parts, `generate`, `generate_lr`, `levers`, `generation` and
+`memory_model`, hours on a 2-core CPU: run them on their own; `step --model builtin:smollm2`
+is the decoder's step part)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 import importlib
 
 PARTS = ("step", "storage", "inference", "selection", "accuracy", "markdown")
-ON_THEIR_OWN = ("generate", "generate_lr", "levers")  # parts that `all` leaves out
+ON_THEIR_OWN = ("generate", "generate_lr", "levers", "generation", "memory_model")  # not in `all`
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from spadapt.masks.optim import keep_pruned_at_zero
 from spadapt.peft_methods import linear_targets_regex, shira_rank
 from spadapt.poc import build_model
 from spadapt.recipe import load_recipe
+from spadapt.train.levers import autocast
 
 # Steps the L0 schedule is told it has: long enough that benchmarks stay in its learning phase.
 SCHEDULE_STEPS = 10_000
@@ -42,21 +43,25 @@ SPARSE_DELTA_DENSITY = 0.01  # the sparse_delta recipe's density; SHiRA/Super-Tu
 class Trainee:
     name: str  # competitor name
     model: nn.Module  # the model being trained
-    optimizer: torch.optim.Optimizer  # AdamW over the trainable parameters
+    optimizer: torch.optim.Optimizer | None  # AdamW over the trainable parameters (None:
+    #                                            nothing is trained, as in a decoder's floor)
     steps: int = 0  # optimizer steps taken
+    precision: str = "fp32"  # "bf16": the forward under bf16 autocast (spadapt.train.levers)
 
     def step(self, batch: dict[str, torch.Tensor]) -> float:
         """One training step on `batch`; returns the loss."""
         model = self.model
-        loss = model(**batch).loss
-        total = loss
-        if isinstance(model, AdaptedModel):
-            regularization = model.regularization_loss()
-            if regularization is not None:
-                total = loss + regularization
+        with autocast(self.precision, "cpu"):
+            loss = model(**batch).loss
+            total = loss
+            if isinstance(model, AdaptedModel):
+                regularization = model.regularization_loss()
+                if regularization is not None:
+                    total = loss + regularization
         total.backward()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.optimizer is not None:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
         self.steps += 1
         if isinstance(model, AdaptedModel):
             model.step_schedule(self.steps, SCHEDULE_STEPS)
@@ -160,7 +165,7 @@ def trainee_from(name: str, build: Callable[[nn.Module, list[dict]], nn.Module],
     model = build(copy.deepcopy(base), calibration)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=learning_rate)
-    if isinstance(model, AdaptedModel):
+    optimizer = torch.optim.AdamW(trainable, lr=learning_rate) if trainable else None
+    if isinstance(model, AdaptedModel) and optimizer is not None:
         keep_pruned_at_zero(model, optimizer)
     return Trainee(name, model, optimizer)

@@ -6,7 +6,8 @@ setting runs in a fresh process, so its peak is its own: the train loop's `peak_
 (the process's resident high-water mark from the first step on, VmHWM on Linux; the loaded,
 and quantized, base included). Reported: that peak, the median step time, and the mean loss of
 the last 4 steps (same rows, same seed: int8 against fp32 is then a loss difference).
-Sequential runs, not interleaved: ratios are indicative.
+Sequential runs, not interleaved: ratios are indicative. `--settings a,b` runs those again
+and keeps the others' earlier results.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def main(args: argparse.Namespace) -> dict:
         return {}
     results = {"settings": {"model": "builtin:smollm2", "batch_size": 8,
                             "adapter": "sparse_delta, density 0.01, magnitude"}, "runs": {}}
+    if args.out.exists():  # the settings not run again keep their earlier results
+        results["runs"] = json.loads(args.out.read_text()).get("runs", {})
     for name in args.settings.split(","):
         steps = args.steps or SETTINGS[name][2]
         child = subprocess.run([sys.executable, "-m", "benchmarks", "levers", "--one", name,

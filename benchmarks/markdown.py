@@ -22,7 +22,9 @@ from pathlib import Path
 from spadapt import atomic
 from spadapt.report import fmt
 
+from . import decoder_markdown
 from .common import RESULTS_DIR, paired_difference
+from .tables import machine_line, range_text, verdict
 
 PAGE = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"  # the detailed tables
@@ -33,24 +35,6 @@ def load_result(name: str) -> dict | None:
     """benchmarks/results/<name>.json, or None when that part has not run."""
     path = RESULTS_DIR / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def _range(summary: dict, digits: int = 3, unit: str = "") -> str:
-    return (f"{summary['median']:.{digits}f}{unit} "
-            f"({summary['min']:.{digits}f}–{summary['max']:.{digits}f})")
-
-
-def _verdict(value: float, limit: float, higher_is_better: bool = False) -> str:
-    met = value >= limit if higher_is_better else value <= limit
-    return "**met**" if met else "**missed**"
-
-
-def _machine(result: dict) -> str:
-    m = result["machine"]
-    threads = f"{m['torch_threads']} torch thread" + ("s" if m["torch_threads"] != 1 else "")
-    return (f"{m['cpu']}, {threads}, torch {m['torch']}, "
-            f"transformers {m['transformers']}, peft {m['peft']}, Python {m['python']}, "
-            f"{m['date']}; `{result['command']}`")
 
 
 def _bar_plot(path: Path, labels: list[str], values: list[float], xlabel: str,
@@ -78,15 +62,15 @@ def step_section(result: dict) -> list[str]:
              f"{result['timed_steps_per_round']} timed steps; median (min–max) over rounds; "
              "ratios round by round. Memory: a fresh process per method, peak resident set over "
              f"{result['memory_steps']} steps; working set = peak − resident before the first "
-             f"step. {_machine(result)}.", "",
+             f"step. {machine_line(result)}.", "",
              "| method | trainable | step s | × floor | × LoRA | peak RSS | × floor "
              "| working set | × floor |", "|---|---|---|---|---|---|---|---|---|"]
     for name, entry in competitors.items():
         memory = entry["memory"]
         lines.append(
             f"| {name}: {entry['description']} | {entry['trainable_parameters']:,} "
-            f"| {_range(entry['step_seconds'])} | {_range(entry['ratio_to_floor'], 2)} "
-            f"| {_range(entry['ratio_to_lora'], 2) if 'ratio_to_lora' in entry else '–'} "
+            f"| {range_text(entry['step_seconds'])} | {range_text(entry['ratio_to_floor'], 2)} "
+            f"| {range_text(entry['ratio_to_lora'], 2) if 'ratio_to_lora' in entry else '–'} "
             f"| {fmt.size(memory['peak_bytes'], digits=4)} | {memory.get('ratio_to_floor', 1):.2f} "
             f"| {fmt.size(memory['working_set_bytes'], digits=4)} "
             f"| {memory.get('working_set_ratio_to_floor', 1):.2f} |")
@@ -104,7 +88,7 @@ def storage_section(result: dict) -> list[str]:
              "(float32 values). `× bound`: the weights file over the information bound of its "
              "manifest (values + log2 C(n, k) bits of positions per tensor). `× SHiRA`: the "
              "weights file over PEFT SHiRA's file for the same number of trained values. "
-             f"{_machine(result)}.", "",
+             f"{machine_line(result)}.", "",
              "| method | library | trained values | weights file | bytes / value | × bound "
              "| × SHiRA |", "|---|---|---|---|---|---|---|"]
     for name, entry in result["methods"].items():
@@ -118,18 +102,18 @@ def storage_section(result: dict) -> list[str]:
 def inference_section(result: dict) -> list[str]:
     lines = ["## Inference", "",
              f"One eval-mode forward of {result['batch_size']} × {result['sequence_length']} "
-             f"tokens, {result['rounds']} interleaved rounds. {_machine(result)}.", "",
+             f"tokens, {result['rounds']} interleaved rounds. {machine_line(result)}.", "",
              "| model | seconds per batch | × base |", "|---|---|---|"]
     for name, entry in result["latency"].items():
         label = f"{name}: {entry['description']}" if "description" in entry else name
-        lines.append(f"| {label} | {_range(entry['seconds'], 4)} "
-                     f"| {_range(entry['ratio_to_base'], 3)} |")
+        lines.append(f"| {label} | {range_text(entry['seconds'], 4)} "
+                     f"| {range_text(entry['ratio_to_base'], 3)} |")
     lines += ["", "| adapters | single-adapter rows/s | mixed (8 adapters) rows/s "
               "| mixed / single |", "|---|---|---|---|"]
     for name, entry in result["mixed_batch"].items():
         lines.append(f"| {name} | {entry['single_rows_per_second']:.1f} "
                      f"| {entry['mixed_rows_per_second']:.1f} "
-                     f"| {_range(entry['mixed_over_single_throughput'], 3)} |")
+                     f"| {range_text(entry['mixed_over_single_throughput'], 3)} |")
     swap = result["hot_swap"]
     lines += ["", f"Hot-swap ({swap['adapter']}): `set_adapter` "
               f"{swap['set_adapter_seconds']['median'] * 1e3:.3f} ms median; loading an "
@@ -198,7 +182,7 @@ def sweep_section(result: dict) -> list[str]:
              "configuration, then to name order) and its evaluation accuracy "
              f"({settings['eval_rows']} evaluation rows, never used to choose) is the mean ± "
              "std over the seeds it ran. "
-             f"{_machine(result)}.", "",
+             f"{machine_line(result)}.", "",
              "| dataset | method | learning rate | validation accuracy (seed 0) | "
              "evaluation accuracy | chosen |", "|---|---|---|---|---|---|"]
     runs = result["runs"]
@@ -238,7 +222,7 @@ def accuracy_section(result: dict, main: bool = True) -> list[str]:
              f"{settings['epochs']} epoch(s), batch {settings['batch_size']} × "
              f"{settings['sequence_length']} tokens, {settings['eval_rows']} evaluation rows; "
              f"budget {settings['budget_fraction']:.1%} of the base's parameters as trained "
-             f"non-zero values (head on top). Mean ± std over seeds. {_machine(result)}.", ""]
+             f"non-zero values (head on top). Mean ± std over seeds. {machine_line(result)}.", ""]
     datasets = list(summary)
     if main:
         _accuracy_plot(summary, values, settings["methods"])
@@ -395,10 +379,10 @@ def _accuracy_target_rows(label: str, table: dict) -> list[tuple[str, str, str]]
         seeds = min(table[n]["seeds"] for n in (name, "full", "lora"))
         rows += [(f"{label}: {name} within 1 point of full",
                   f"{100 * (ours - full):+.2f} points ({_seeds(seeds)})",
-                  _verdict(ours - full, -0.01, higher_is_better=True)),
+                  verdict(ours - full, -0.01, higher_is_better=True)),
                  (f"{label}: {name} ≥ LoRA at the matched budget",
                   f"{100 * (ours - lora):+.2f} points ({_seeds(seeds)})",
-                  _verdict(ours - lora, 0.0, higher_is_better=True))]
+                  verdict(ours - lora, 0.0, higher_is_better=True))]
     if "head" in table and full > table["head"]["mean"]:
         head = table["head"]["mean"]  # what training the head alone on the frozen base reaches
         rows.append((f"{label}: (context) share of the head-only → full gap closed",
@@ -425,7 +409,7 @@ def _claim_rows(label: str, table: dict) -> list[tuple[str, str, str]]:
             gap = table[name]["mean"] - dense
             rows.append((f"{label}: paper claim, {text}",
                          f"{100 * gap:+.2f} points ({_seeds(table[name]['seeds'])})",
-                         _verdict(gap, margin, higher_is_better=True)))
+                         verdict(gap, margin, higher_is_better=True)))
     return rows
 
 
@@ -442,28 +426,28 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
         for name, limit in (("sparse", 1.10), ("sparse_delta", 1.25)):
             if name in c:
                 rows.append((f"{name} step ≤ {limit:.2f} × floor", f"{ratio(name):.3f}",
-                             _verdict(ratio(name), limit)))
+                             verdict(ratio(name), limit)))
                 if "lora" in c:
                     faster = c[name]["ratio_to_lora"]["median"]
                     rows.append((f"{name} step faster than PEFT LoRA", f"{faster:.3f} × LoRA",
-                                 _verdict(faster, 1.0 - 1e-9)))
+                                 verdict(faster, 1.0 - 1e-9)))
         if "sparse" in c:
             memory = c["sparse"]["memory"]
             rows.append(("sparse peak memory ≤ 1.10 × floor", f"{memory['ratio_to_floor']:.3f}",
-                         _verdict(memory["ratio_to_floor"], 1.10)))
+                         verdict(memory["ratio_to_floor"], 1.10)))
             if "lora" in c:
                 versus = memory["peak_bytes"] / c["lora"]["memory"]["peak_bytes"]
                 rows.append(("sparse peak memory ≤ PEFT LoRA's", f"{versus:.3f} × LoRA",
-                             _verdict(versus, 1.0)))
+                             verdict(versus, 1.0)))
     if storage:
         methods = storage["methods"]
         worst = max(e["ratio_to_bound"] for e in methods.values() if "ratio_to_bound" in e)
         rows.append(("adapter file ≤ 1.10 × information bound (worst spadapt method)",
-                     f"{worst:.3f}", _verdict(worst, 1.10)))
+                     f"{worst:.3f}", verdict(worst, 1.10)))
         sparse = [e["ratio_to_shira_at_equal_values"] for n, e in methods.items()
                   if e["library"] == "spadapt" and n != "adapter"]
         rows.append(("sparse file ≤ 0.45 × SHiRA at equal values (worst)", f"{max(sparse):.3f}",
-                     _verdict(max(sparse), 0.45)))
+                     verdict(max(sparse), 0.45)))
     if inference:
         latency = inference["latency"]
         for name, entry in latency.items():
@@ -475,17 +459,17 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
                              f"{ratio:.3f}", "–"))
                 continue
             rows.append((f"unmerged {name} latency ≤ 1.10 × base", f"{ratio:.3f}",
-                         _verdict(ratio, 1.10)))
+                         verdict(ratio, 1.10)))
         merged = latency["sparse_delta_merged"]["ratio_to_base"]
         rows.append(("merged sparse_delta within noise of base",
                      f"{merged['median']:.3f} (rounds {merged['min']:.3f}–{merged['max']:.3f})",
-                     _verdict(abs(merged["median"] - 1), 0.03)))
+                     verdict(abs(merged["median"] - 1), 0.03)))
         for name, entry in inference["mixed_batch"].items():
             value = entry["mixed_over_single_throughput"]["median"]
             rows.append((f"mixed 8-adapter throughput ≥ 0.8 × single ({name})", f"{value:.3f}",
-                         _verdict(value, 0.8, higher_is_better=True)))
+                         verdict(value, 0.8, higher_is_better=True)))
         swap = inference["hot_swap"]["set_adapter_seconds"]["median"] * 1e3
-        rows.append(("hot-swap median ≤ 5 ms", f"{swap:.3f} ms", _verdict(swap, 5.0)))
+        rows.append(("hot-swap median ≤ 5 ms", f"{swap:.3f} ms", verdict(swap, 5.0)))
     for result in ([accuracy] if accuracy else []) + longer:
         steps = training_steps(result)
         for dataset, table in result["summary"].items():
@@ -533,7 +517,7 @@ def poc_section() -> list[str]:
             gap = statistics.mean(per_method["sparse"]) - statistics.mean(per_method[reference])
             lines.append(f"- sparse (density 0.2) − {reference}: {100 * gap:+.2f} points on the "
                          f"mean (bar: ≥ {100 * margin:+.0f}): "
-                         f"{_verdict(gap, margin, higher_is_better=True)}.")
+                         f"{verdict(gap, margin, higher_is_better=True)}.")
     return lines + [""]
 
 
@@ -574,13 +558,13 @@ def generate_section(result: dict) -> list[str]:
         if delta_row and delta_row.get("loss_vs_full") and delta_row.get("loss_vs_lora"):
             vs_full, vs_lora = delta_row["loss_vs_full"][0], delta_row["loss_vs_lora"][0]
             lines.append(f"- {dataset}: sparse_delta − full fine-tuning {vs_full:+.3f} nats "
-                         f"(bar ≤ +0.05): {_verdict(vs_full, 0.05)}; − LoRA {vs_lora:+.3f} "
-                         f"(bar ≤ 0): {_verdict(vs_lora, 0.0)}.")
+                         f"(bar ≤ +0.05): {verdict(vs_full, 0.05)}; − LoRA {vs_lora:+.3f} "
+                         f"(bar ≤ 0): {verdict(vs_lora, 0.0)}.")
         if delta_row and shira:
             per_value = ((delta_row["adapter_bytes"] / delta_row["nonzero_params"])
                          / (shira["adapter_bytes"] / shira["nonzero_params"]))
             lines.append(f"- {dataset}: sparse_delta's file per stored value = {per_value:.2f} "
-                         f"× PEFT SHiRA's (bar ≤ 0.45): {_verdict(per_value, 0.45)}; whole "
+                         f"× PEFT SHiRA's (bar ≤ 0.45): {verdict(per_value, 0.45)}; whole "
                          f"files {fmt.size(int(delta_row['adapter_bytes']))} for "
                          f"{delta_row['nonzero_params']:,.0f} values against "
                          f"{fmt.size(int(shira['adapter_bytes']))} for "
@@ -608,15 +592,15 @@ def levers_section(result: dict) -> list[str]:
         memory = int8["peak_bytes"] / fp32["peak_bytes"]
         loss = abs(int8["loss_last4"] - fp32["loss_last4"]) / fp32["loss_last4"]
         lines.append(f"- int8 base: peak {memory:.2f} × the fp32 base's (bar ≤ 0.45): "
-                     f"{_verdict(memory, 0.45)}; loss after {int8['steps']} steps "
-                     f"{100 * loss:.2f}% from fp32's (bar ≤ 2%): {_verdict(loss, 0.02)}.")
+                     f"{verdict(memory, 0.45)}; loss after {int8['steps']} steps "
+                     f"{100 * loss:.2f}% from fp32's (bar ≤ 2%): {verdict(loss, 0.02)}.")
     if "fp32_512" in runs and "checkpointing_512" in runs:
         plain, recomputed = runs["fp32_512"], runs["checkpointing_512"]
         memory = recomputed["peak_bytes"] / plain["peak_bytes"]
         step = recomputed["step_seconds_median"] / plain["step_seconds_median"]
         lines.append(f"- gradient checkpointing at 512 tokens: peak {memory:.2f} × (bar ≤ 0.6): "
-                     f"{_verdict(memory, 0.6)}; step {step:.2f} × (bar ≤ 1.4): "
-                     f"{_verdict(step, 1.4)}.")
+                     f"{verdict(memory, 0.6)}; step {step:.2f} × (bar ≤ 1.4): "
+                     f"{verdict(step, 1.4)}.")
     return lines + [""]
 
 
@@ -682,6 +666,12 @@ def generated() -> str:
     levers = load_result("decoder_levers")
     if levers and levers.get("runs"):
         lines += levers_section(levers)
+    for name, section in (("decoder_step", decoder_markdown.step_section),
+                          ("generation", decoder_markdown.generation_section),
+                          ("memory_model", decoder_markdown.memory_model_section)):
+        result = load_result(name)
+        if result:
+            lines += section(result)
     return "\n".join(lines + [END])
 
 

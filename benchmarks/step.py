@@ -9,6 +9,9 @@ peak and the resident size before the first step (base + method + Python), so th
 working set is their difference.
 
     python -m benchmarks step [--rounds 7] [--competitors floor,sparse,...]
+
+`--model builtin:smollm2` (or a local causal LM's folder) measures the decoder instead, for
+each lever: see decoder_step.py.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sys
 
 import torch
 
+from . import decoder_step
 from .common import (
     BATCH_SIZE,
     SEQUENCE_LENGTH,
@@ -106,15 +110,28 @@ def run(names: list[str], rounds: int, warmup: int, repeats: int, memory_steps: 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="builtin:minilm",
+                        help="builtin:minilm (the encoder, default) or a decoder: "
+                        "builtin:smollm2 or a local causal LM's folder (decoder_step.py)")
     parser.add_argument("--competitors", default=",".join(COMPETITORS),
-                        help="comma-separated names (default: all)")
-    parser.add_argument("--rounds", type=int, default=7)
+                        help="comma-separated names (default: all; the encoder's)")
+    parser.add_argument("--levers", default=",".join(decoder_step.LEVERS),
+                        help="the decoder's levers to measure (default: all)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds (default: 7; the decoder's 3)")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--memory-steps", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed steps per round (default: 3; the decoder's 1)")
+    parser.add_argument("--memory-steps", type=int, default=None,
+                        help="steps of each memory child (default: 3; the decoder's 2)")
 
 
 def main(args: argparse.Namespace) -> dict:
+    if args.model != "builtin:minilm":
+        return decoder_step.run(args.model, _levers(args.levers), args.rounds or 3,
+                                args.warmup, args.repeats or 1, args.memory_steps or 2)
+    args.rounds, args.repeats = args.rounds or 7, args.repeats or 3
+    args.memory_steps = args.memory_steps or 3
     names = [n for n in args.competitors.split(",") if n]
     unknown = [n for n in names if n not in COMPETITORS]
     if unknown:
@@ -122,6 +139,14 @@ def main(args: argparse.Namespace) -> dict:
     if "floor" not in names:
         names.insert(0, "floor")
     return run(names, args.rounds, args.warmup, args.repeats, args.memory_steps)
+
+
+def _levers(text: str) -> list[str]:
+    levers = [lever for lever in text.split(",") if lever]
+    unknown = [lever for lever in levers if lever not in decoder_step.LEVERS]
+    if unknown:
+        raise SystemExit(f"unknown lever(s) {unknown}; known: {list(decoder_step.LEVERS)}")
+    return levers
 
 
 if __name__ == "__main__":  # the memory child: python -m benchmarks.step --memory-child NAME
