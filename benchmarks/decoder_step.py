@@ -6,8 +6,8 @@ Competitors: the frozen-base floor (nothing trained, backward through the whole 
 input embeddings), full fine-tuning, PEFT LoRA r=8 on all linear layers, PEFT SHiRA at 1% of
 the linear weights, spadapt `sparse_delta` (its recipe: 1% of all linear weights) and the
 `sparse` recipe's bottleneck sparse adapter. Levers (`spadapt.train.levers`, the functions
-`spadapt.train` applies): fp32; bf16 autocast; gradient checkpointing; the int8 base (full
-fine-tuning is not run there: it trains every weight, so nothing is left to quantize).
+`spadapt.train` applies): fp32; bf16 autocast; gradient checkpointing; the int8 base (where
+full fine-tuning and SHiRA are not run: `NOT_ON_INT8` says why).
 
 Time: one process per lever holds its competitors and times them interleaved (see
 common.interleaved); ratios to that lever's floor and LoRA are taken round by round. A lever

@@ -26,8 +26,9 @@ measures it on the CPU with `tensor_memory.LiveTensorBytes`) as a sum of terms:
 - with gradient checkpointing, each layer keeps only its input (hidden × 4 bytes per token),
   and one layer's activations are recomputed at a time, after the loss's transient is freed
   (so they add only what they hold beyond it);
-- on the int8 base, a frozen linear layer keeps a dequantized fp32 copy of its weight for
-  backward (torchao's linear), counted by a census on the int8 tiny Llama;
+- on the int8 base, its own census on the int8 tiny Llama: what the quantized layers save
+  for backward (spadapt's `FrozenQuantizedLinear` saves no dequantized copy of its weight;
+  torchao's linear alone would, and the census would count it);
 - the loss's transient: the gradients of the log-probabilities and of the logits, two
   tokens × vocabulary × 4-byte tensors alive together at the start of backward.
 
@@ -222,9 +223,8 @@ CENSUS_KINDS = {"fp32": ("fp32", "none"), "bf16": ("bf16", "none"), "int8": ("fp
 
 
 def census_kind(setting: Setting) -> str:
-    """Which census a setting's activations follow: bf16 autocast's, or the int8 base's (whose
-    frozen linear layers keep a dequantized copy of their weight for backward), or fp32's;
-    combinations take the bf16 census (under checkpointing the copies are one layer's)."""
+    """Which census a setting's activations follow: bf16 autocast's, the int8 base's, or
+    fp32's; an int8 or nf4 base under bf16 takes the bf16 census."""
     if setting.precision == "bf16":
         return "bf16"
     return "int8" if setting.quantization == "int8" else "fp32"
