@@ -147,10 +147,12 @@ def test_delete_unknown_or_merged_adapter_raises_and_changes_nothing() -> None:
     before = output_of(model, batch)
     with pytest.raises(AdapterError, match="no adapter named 'ghost'"):
         model.delete_adapter("ghost")
+    assert torch.equal(output_of(model, batch), before)
     model.merge_adapter("a")
+    merged = output_of(model, batch)
     with pytest.raises(AdapterError, match="merged"):
         model.delete_adapter("a")
-    assert model.adapter_names == ["a"] and torch.equal(output_of(model, batch), before)
+    assert model.adapter_names == ["a"] and torch.equal(output_of(model, batch), merged)
     model.unmerge_adapter()
     model.delete_adapter("a")
     assert model.adapter_names == [] and model.active_adapter is None

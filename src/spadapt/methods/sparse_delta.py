@@ -183,6 +183,19 @@ class RowSquaresProbe:
             self.sums += per_row.square_().sum(0)
 
 
+# Without autograd, x Δᵀ as a CSR product beats forming W + Δ up to about this many tokens in
+# one call (SmolLM2's 576 × 1536 layers at 1% on 2 CPU cores: 0.29 against 0.42 ms at 8
+# tokens, even at 64, 2.2 against 1.9 ms at 128); above it the copy is cheaper.
+SPARSE_PRODUCT_MAX_TOKENS = 64
+
+
+def sparse_product_pays(x: torch.Tensor) -> bool:
+    """Whether a forward on `x` should add x Δᵀ rather than form W + Δ: no autograd, and
+    few tokens (a decoding step)."""
+    return not torch.is_grad_enabled() and x.numel() // max(1, x.shape[-1]) \
+        <= SPARSE_PRODUCT_MAX_TOKENS
+
+
 class SparseDelta(nn.Module):
     """k trainable values at sorted flat positions of one (out, in) weight."""
 
@@ -300,12 +313,27 @@ class SparseDelta(nn.Module):
             dense.data = torch.zeros(0, dtype=dense.dtype, device=dense.device)
 
     def linear(self, x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
-        """y = layer(x) with this delta added to the layer's weight."""
+        """y = layer(x) with this delta added to the layer's weight. Without autograd, on a
+        few tokens (decoding), the delta is a sparse product added to the layer's output, so
+        no copy of W is made for a token; on more, W + Δ is formed once (cheaper there)."""
+        if sparse_product_pays(x) and self.dense is None:
+            out = layer(x)
+            return out + self.product(x).to(out.dtype)
         probe = self.probe if torch.is_grad_enabled() else None
         values = self.values if self.dense is None else self.values.detach()
         return SparseDeltaLinear.apply(x, layer.weight, layer.bias, values, self.indices,
                                        self.crow, self.cols, is_conv1d(layer), probe,
                                        self.dense, self.dense_scale)
+
+    def product(self, x: torch.Tensor) -> torch.Tensor:
+        """x Δᵀ, (..., in) → (..., out), as a CSR product over the k values (no gradient)."""
+        with warnings.catch_warnings():  # "sparse CSR support is in beta", on every call
+            warnings.simplefilter("ignore", UserWarning)
+            delta = torch.sparse_csr_tensor(self.crow, self.cols, self.values.detach(),
+                                            size=self.shape, check_invariants=False)
+        rows = x.reshape(-1, x.shape[-1]).to(self.values.dtype)
+        out = torch.sparse.mm(delta, rows.t()).t()
+        return out.reshape(*x.shape[:-1], self.shape[0])
 
     def delta_dense(self) -> torch.Tensor:
         """Δ as a dense (out, in) tensor (for tests and hand checks)."""
@@ -370,6 +398,16 @@ class SparseDeltaSite(SiteWrapper):
             return self.base_layer(x)
         if len(groups) == 1 and groups[0][1] is None:
             return self.adapters[groups[0][0]].linear(x, self.base_layer)
+        if sparse_product_pays(x) and all(self.adapters[n].dense is None for n, _ in groups):
+            # decoding: one base product for every row, each group's sparse product added
+            out = self.base_layer(x)
+            for name, rows in groups:
+                if rows is None:
+                    out = out + self.adapters[name].product(x).to(out.dtype)
+                else:
+                    part = self.adapters[name].product(x.index_select(0, rows))
+                    out.index_add_(0, rows, part.to(out.dtype))
+            return out
         covered = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         parts = []
         for name, rows in groups:
