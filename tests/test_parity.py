@@ -14,7 +14,11 @@ from transformers.pytorch_utils import Conv1D
 import spadapt
 from conftest import Case, make_batch, output_of, trained
 from spadapt.methods import SparseDelta
-from spadapt.methods.sparse_delta import canonical_weight
+from spadapt.methods.sparse_delta import (
+    SPARSE_PRODUCT_MAX_TOKENS,
+    SparseDeltaLinear,
+    canonical_weight,
+)
 
 DENSE_PFEIFFER = Case("bert", dict(method="bottleneck", placement="pfeiffer", density=1.0))
 
@@ -183,3 +187,48 @@ def test_sparse_gradient_under_bf16_autocast_matches_fp32(layer_type: str) -> No
         assert got.dtype == torch.float32
         error = (got - want).norm() / want.norm()
         assert error < 0.02 and error <= 1.5 * (reference - want).norm() / want.norm()
+
+
+@pytest.mark.parametrize("layer_type", ["linear", "conv1d"])
+def test_decoding_adds_the_sparse_product_and_larger_calls_form_w_plus_delta(
+        layer_type: str, monkeypatch) -> None:
+    """Without autograd, a call of at most SPARSE_PRODUCT_MAX_TOKENS tokens adds x Δᵀ to the
+    layer's output (no W + Δ formed); a larger one forms W + Δ; both equal the dense sum."""
+    layer, delta = _layer_with_random_delta(layer_type, 0.1, seed=2)
+    layer.requires_grad_(False)
+    dense = canonical_weight(layer) + delta.delta_dense()
+    formed = []
+    apply = SparseDeltaLinear.apply
+    monkeypatch.setattr(SparseDeltaLinear, "apply",
+                        lambda *args: formed.append(True) or apply(*args))
+    for tokens, forms in ((1, False), (SPARSE_PRODUCT_MAX_TOKENS, False),
+                          (SPARSE_PRODUCT_MAX_TOKENS + 1, True)):
+        formed.clear()
+        x = torch.randn(tokens, 1, 24)
+        with torch.no_grad():
+            got = delta.linear(x, layer)
+        torch.testing.assert_close(got, F.linear(x, dense, layer.bias), rtol=1e-5, atol=1e-5)
+        assert bool(formed) == forms, tokens
+    x = torch.randn(2, 3, 24, requires_grad=True)  # with autograd: always the Function
+    formed.clear()
+    delta.linear(x, layer)
+    assert formed
+
+
+def test_a_mixed_decoding_batch_equals_each_adapter_alone() -> None:
+    run = trained(Case("llama", dict(method="sparse_delta", scorer="magnitude", density=0.05)))
+    model = copy.deepcopy(run.model)
+    model.add_adapter("b", spadapt.AdapterConfig(method="sparse_delta", density=0.05,
+                                                 scorer="random", seed=3))
+    with torch.no_grad():
+        for _, module in model.adapter_modules("b"):
+            if isinstance(module, SparseDelta):
+                module.values.normal_(std=0.05)
+    ids = make_batch("llama", rows=3, length=1, seed=6)["input_ids"]  # one token a row
+    routes = ["a", "__base__", "b"]
+    with torch.no_grad():
+        mixed = model(input_ids=ids, adapter_names=routes).logits
+        for row, name in enumerate(routes):
+            alone = model(input_ids=ids[row : row + 1], adapter_names=[name]).logits
+            torch.testing.assert_close(mixed[row : row + 1], alone, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(mixed[0], mixed[2])
