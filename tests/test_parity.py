@@ -110,10 +110,9 @@ def test_sparse_gradient_equals_dense_autograd(layer_type: str, density: float) 
     torch.testing.assert_close(grad_values, grad_values_ref, rtol=1e-5, atol=1e-4)
 
 
-def test_mixed_sparse_delta_batch_trains_each_adapter_like_separate_runs() -> None:
-    """Each group of routed rows runs through its own adapter: the same outputs with and
-    without autograd, and each adapter's gradient is the one its own rows give it alone."""
-    run = trained(Case("bert", dict(method="sparse_delta", scorer="magnitude", density=0.05)))
+def _two_sparse_deltas(family: str):
+    """A trained sparse delta "a" and a random one "b" (values drawn, std 0.05) on one model."""
+    run = trained(Case(family, dict(method="sparse_delta", scorer="magnitude", density=0.05)))
     model = copy.deepcopy(run.model)
     model.add_adapter("b", spadapt.AdapterConfig(method="sparse_delta", density=0.05,
                                                  scorer="random", seed=3))
@@ -121,6 +120,13 @@ def test_mixed_sparse_delta_batch_trains_each_adapter_like_separate_runs() -> No
         for _, module in model.adapter_modules("b"):
             if isinstance(module, SparseDelta):
                 module.values.normal_(std=0.05)
+    return model
+
+
+def test_mixed_sparse_delta_batch_trains_each_adapter_like_separate_runs() -> None:
+    """Each group of routed rows runs through its own adapter: the same outputs with and
+    without autograd, and each adapter's gradient is the one its own rows give it alone."""
+    model = _two_sparse_deltas("bert")
     batch = make_batch("bert", rows=4, seed=5)
     routes = ["a", "b", "b", "a"]
     inputs = {k: v for k, v in batch.items() if k != "labels"}
@@ -216,14 +222,7 @@ def test_decoding_adds_the_sparse_product_and_larger_calls_form_w_plus_delta(
 
 
 def test_a_mixed_decoding_batch_equals_each_adapter_alone() -> None:
-    run = trained(Case("llama", dict(method="sparse_delta", scorer="magnitude", density=0.05)))
-    model = copy.deepcopy(run.model)
-    model.add_adapter("b", spadapt.AdapterConfig(method="sparse_delta", density=0.05,
-                                                 scorer="random", seed=3))
-    with torch.no_grad():
-        for _, module in model.adapter_modules("b"):
-            if isinstance(module, SparseDelta):
-                module.values.normal_(std=0.05)
+    model = _two_sparse_deltas("llama")
     ids = make_batch("llama", rows=3, length=1, seed=6)["input_ids"]  # one token a row
     routes = ["a", "__base__", "b"]
     with torch.no_grad():
