@@ -123,6 +123,25 @@ def perturb_trainable(model: torch.nn.Module, seed: int, scale: float = 0.02) ->
                 module.weight.mul_(module.mask)
 
 
+def resident_adapters(model: torch.nn.Module, settings: dict, count: int,
+                      labels: list[str] | None = None):
+    """A copy of `model` holding `count` adapters a0, a1, ... of `settings` (random support,
+    seed i), each's values perturbed as if trained; a0 active, in eval mode."""
+    import copy
+
+    import spadapt
+
+    adapted = spadapt.AdaptedModel(copy.deepcopy(model))
+    for index in range(count):
+        name = f"a{index}"
+        adapted.add_adapter(name, spadapt.AdapterConfig(**settings, scorer="random",
+                                                        seed=index, labels=labels))
+        adapted.set_adapter(name)  # the only trainable one: the one perturbed
+        perturb_trainable(adapted, seed=index)
+    adapted.set_adapter("a0")
+    return adapted.eval()
+
+
 def machine() -> dict:
     """The machine and library versions a result was measured with."""
     import peft

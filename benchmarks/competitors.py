@@ -81,12 +81,17 @@ def freeze_except_head(base: nn.Module) -> nn.Module:
     return base
 
 
+def carry_gradients_to_inputs(model: nn.Module) -> nn.Module:
+    """`model` with its input embeddings' output requiring grad, so backward runs through the
+    whole frozen model to its inputs: what an adapter in the first layer pays at least."""
+    model.get_input_embeddings().register_forward_hook(
+        lambda module, args, output: output.requires_grad_(True))
+    return model
+
+
 def build_floor(base: nn.Module, calibration: list[dict]) -> nn.Module:
     """Frozen base + trainable head, with gradients carried back to the input embeddings."""
-    freeze_except_head(base)
-    base.get_input_embeddings().register_forward_hook(
-        lambda module, args, output: output.requires_grad_(True))
-    return base
+    return carry_gradients_to_inputs(freeze_except_head(base))
 
 
 def linear_target_layers(base: nn.Module) -> list[nn.Module]:

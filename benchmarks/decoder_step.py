@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .common import RESULTS_DIR, interleaved, ratio_summary, write_result
-from .competitors import Trainee, trainee_from
+from .competitors import Trainee, carry_gradients_to_inputs, trainee_from
 
 BATCH_ROWS = 8  # rows per batch
 TOKENS = 256  # tokens per row
@@ -50,7 +50,6 @@ DESCRIPTIONS = {
 
 @dataclass
 class DecoderBase:
-    path: str  # local folder of the causal LM
     model: nn.Module  # AutoModelForCausalLM, fp32, never trained
     ids: torch.Tensor  # a long stream of token ids of chatterbot_qa text
 
@@ -83,7 +82,7 @@ def load_decoder(model: str) -> DecoderBase:
     ids = torch.tensor(tokenizer(text)["input_ids"])
     while ids.numel() < 4 * BATCH_ROWS * TOKENS:
         ids = torch.cat([ids, ids])
-    return DecoderBase(path, base, ids)
+    return DecoderBase(base, ids)
 
 
 def build(name: str, base: nn.Module, calibration: list[dict]) -> nn.Module:
@@ -92,12 +91,8 @@ def build(name: str, base: nn.Module, calibration: list[dict]) -> nn.Module:
     from spadapt.peft_methods import lora_model, shira_model
     from spadapt.recipe import load_recipe
 
-    if name == "floor":
-        for parameter in base.parameters():
-            parameter.requires_grad_(False)
-        base.get_input_embeddings().register_forward_hook(
-            lambda module, args, output: output.requires_grad_(True))
-        return base
+    if name == "floor":  # the `base` recipe freezes everything
+        return carry_gradients_to_inputs(build_model(load_recipe("base"), base, [], [], seed=0))
     if name == "lora":
         return lora_model(base, {**load_recipe("lora").lora, "target_modules": "all-linear"},
                           classifier=False)

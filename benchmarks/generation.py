@@ -24,28 +24,13 @@ import copy
 
 import torch
 
-import spadapt
-
-from .common import interleaved, perturb_trainable, ratio_summary, write_result
+from .common import interleaved, ratio_summary, resident_adapters, write_result
 
 PROMPTS = 8  # rows per call
 NEW_TOKENS = 64  # tokens each row generates
 ADAPTERS = 8  # adapters resident on one model
 SETTINGS = {"sparse_delta": dict(method="sparse_delta", density=0.01),
             "sparse": dict(method="bottleneck", placement="post_ln", bottleneck=64, density=0.2)}
-
-
-def many_adapters(base: torch.nn.Module, method: str) -> spadapt.AdaptedModel:
-    """A copy of `base` holding ADAPTERS adapters of `method`, values perturbed, a0 active."""
-    model = spadapt.AdaptedModel(copy.deepcopy(base))
-    for index in range(ADAPTERS):
-        name = f"a{index}"
-        model.add_adapter(name, spadapt.AdapterConfig(**SETTINGS[method], scorer="random",
-                                                      seed=index))
-        model.set_adapter(name)
-        perturb_trainable(model, seed=index)
-    model.set_adapter("a0")
-    return model.eval()
 
 
 def run(model_name: str, rounds: int) -> dict:
@@ -81,7 +66,7 @@ def run(model_name: str, rounds: int) -> dict:
         assert output.shape[1] - input_ids.shape[1] == NEW_TOKENS
 
     torch.manual_seed(0)
-    many = {method: many_adapters(base, method) for method in SETTINGS}
+    many = {method: resident_adapters(base, SETTINGS[method], ADAPTERS) for method in SETTINGS}
     merged = copy.deepcopy(many["sparse_delta"])
     merged.merge_adapter("a0")
     one = ["a0"] * PROMPTS

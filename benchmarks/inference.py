@@ -35,6 +35,7 @@ from .common import (
     load_base,
     perturb_trainable,
     ratio_summary,
+    resident_adapters,
     write_result,
 )
 from .competitors import label_names, make_trainee
@@ -86,19 +87,12 @@ def latency(base, rounds: int) -> dict:
 
 def _many_adapters(base, method: str, root: Path) -> tuple[spadapt.AdaptedModel, list[Path]]:
     """One model holding ADAPTERS perturbed adapters of `method`; also saved under `root`."""
-    labels = label_names(base.model)
     settings = {"bottleneck": dict(method="bottleneck", bottleneck=64, density=0.2),
                 "sparse_delta": dict(method="sparse_delta", density=0.01)}[method]
-    model = spadapt.AdaptedModel(copy.deepcopy(base.model))
-    paths = []
-    for index in range(ADAPTERS):
-        config = spadapt.AdapterConfig(**settings, scorer="random", seed=index, labels=labels)
-        name = f"a{index}"
-        model.add_adapter(name, config)
-        model.set_adapter(name)
-        perturb_trainable(model, seed=index)
-        paths.append(model.save_adapter(root / f"{method}-{name}", base_model="builtin:minilm"))
-    return model.eval(), paths
+    model = resident_adapters(base.model, settings, ADAPTERS, label_names(base.model))
+    paths = [model.save_adapter(root / f"{method}-a{i}", adapter_name=f"a{i}",
+                                base_model="builtin:minilm") for i in range(ADAPTERS)]
+    return model, paths
 
 
 def mixed_batches(base, rounds: int, root: Path) -> dict:

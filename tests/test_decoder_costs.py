@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 from benchmarks import decoder_markdown
+from benchmarks.common import resident_adapters
 from benchmarks.decoder_step import COMPETITORS, NOT_ON_INT8, make, runs_under
-from benchmarks.generation import many_adapters
+from benchmarks.generation import SETTINGS
 from benchmarks.memory_model import (
     MEASURED_LEVERS,
     Shape,
@@ -152,7 +153,7 @@ def test_generation_models_hold_eight_adapters_that_route_per_row() -> None:
     base = llama(Shape("t", 2, 32, 48, 4, 2, 8, 100, True)).eval()
     ids = torch.randint(0, 100, (8, 6), generator=torch.Generator().manual_seed(1))
     for method in ("sparse_delta", "sparse"):
-        model = many_adapters(base, method)
+        model = resident_adapters(base, SETTINGS[method], 8)
         assert model.adapter_names == [f"a{i}" for i in range(8)]
         with torch.inference_mode():
             mixed = model(input_ids=ids, adapter_names=[f"a{i}" for i in range(8)]).logits

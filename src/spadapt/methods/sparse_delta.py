@@ -56,14 +56,18 @@ def _sddmm_values(grad_out: torch.Tensor, x: torch.Tensor, crow: torch.Tensor,
     if dtype not in (torch.float32, torch.float64):
         grad_out = grad_out.float()
     x = x.to(grad_out.dtype)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta", on every call
-        warnings.simplefilter("ignore", UserWarning)
-        template = torch.sparse_csr_tensor(
-            crow, cols, torch.zeros(cols.numel(), dtype=grad_out.dtype, device=grad_out.device),
-            size=shape, check_invariants=False,
-        )
+    template = _csr(crow, cols, torch.zeros(cols.numel(), dtype=grad_out.dtype,
+                                            device=grad_out.device), shape)
     product = torch.sparse.sampled_addmm(template, grad_out.t(), x, beta=0.0, alpha=1.0)
     return product.values().to(dtype)
+
+
+def _csr(crow: torch.Tensor, cols: torch.Tensor, values: torch.Tensor,
+         shape: tuple[int, int]) -> torch.Tensor:
+    """The CSR matrix of `values` at (crow, cols), without torch's beta warning."""
+    with warnings.catch_warnings():  # "sparse CSR support is in beta", on every call
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, cols, values, size=shape, check_invariants=False)
 
 
 class SparseDeltaLinear(torch.autograd.Function):
@@ -327,10 +331,7 @@ class SparseDelta(nn.Module):
 
     def product(self, x: torch.Tensor) -> torch.Tensor:
         """x Δᵀ, (..., in) → (..., out), as a CSR product over the k values (no gradient)."""
-        with warnings.catch_warnings():  # "sparse CSR support is in beta", on every call
-            warnings.simplefilter("ignore", UserWarning)
-            delta = torch.sparse_csr_tensor(self.crow, self.cols, self.values.detach(),
-                                            size=self.shape, check_invariants=False)
+        delta = _csr(self.crow, self.cols, self.values.detach(), self.shape)
         rows = x.reshape(-1, x.shape[-1]).to(self.values.dtype)
         out = torch.sparse.mm(delta, rows.t()).t()
         return out.reshape(*x.shape[:-1], self.shape[0])
