@@ -91,23 +91,37 @@ def _layer_with_random_delta(layer_type: str, density: float, seed: int):
 
 @pytest.mark.parametrize("layer_type", ["linear", "conv1d"])
 @pytest.mark.parametrize("density", [0.01, 0.3, 1.0])
-def test_sparse_gradient_equals_dense_autograd(layer_type: str, density: float) -> None:
+@pytest.mark.parametrize("step", ["plain", "regrow", "weight_grad"])
+def test_sparse_gradient_equals_dense_autograd(layer_type: str, density: float,
+                                               step: str) -> None:
+    """plain: the values' gradient is the sampled product. regrow (an armed regrowth) and
+    weight_grad (a scorer's gradient of the frozen weight): the dense weight gradient is
+    formed, and the values' gradient is read from it."""
     layer, delta = _layer_with_random_delta(layer_type, density, seed=0)
-    layer.requires_grad_(False)
+    layer.requires_grad_(step == "weight_grad")
+    if step == "regrow":
+        delta.arm_regrow(3)
     weight = canonical_weight(layer)
     x = torch.randn(3, 7, 24, requires_grad=True)
     target = torch.randn(3, 7, 40)
     loss = ((delta.linear(x, layer) - target) ** 2).sum()
-    grad_x, grad_values = torch.autograd.grad(loss, [x, delta.values])
+    wanted = [x, delta.values] + ([layer.weight] if step == "weight_grad" else [])
+    grads = torch.autograd.grad(loss, wanted)
     # Straightforward: a dense Δ tensor, dense autograd.
     values = delta.values.detach().clone().requires_grad_(True)
     x_ref = x.detach().clone().requires_grad_(True)
+    weight_ref = layer.weight.detach().clone().requires_grad_(True)
+    canonical_ref = weight_ref.t() if layer_type == "conv1d" else weight_ref
     dense = torch.zeros(weight.numel()).index_put((delta.indices,), values).view(weight.shape)
-    loss_ref = ((F.linear(x_ref, weight + dense, layer.bias) - target) ** 2).sum()
-    grad_x_ref, grad_values_ref = torch.autograd.grad(loss_ref, [x_ref, values])
+    loss_ref = ((F.linear(x_ref, canonical_ref + dense, layer.bias) - target) ** 2).sum()
+    grads_ref = torch.autograd.grad(loss_ref, [x_ref, values, weight_ref][:len(wanted)])
     torch.testing.assert_close(loss, loss_ref)
-    torch.testing.assert_close(grad_x, grad_x_ref, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(grad_values, grad_values_ref, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(grads[0], grads_ref[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[1], grads_ref[1], rtol=1e-5, atol=1e-4)
+    if step == "weight_grad":
+        torch.testing.assert_close(grads[2], grads_ref[2], rtol=1e-5, atol=1e-4)
+    if step == "regrow":
+        assert delta.probe.positions is not None  # the regrowth's candidates were collected
 
 
 def _two_sparse_deltas(family: str):

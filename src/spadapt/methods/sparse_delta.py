@@ -47,13 +47,16 @@ def canonical_weight(layer: nn.Module) -> torch.Tensor:
     return layer.weight.t() if is_conv1d(layer) else layer.weight
 
 
+FULL_PRECISION = (torch.float32, torch.float64)  # dtypes whose products are not upcast
+
+
 def _sddmm_values(grad_out: torch.Tensor, x: torch.Tensor, crow: torch.Tensor,
                   cols: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """(grad_outᵀ x) at the CSR positions (crow, cols) only: shape (k,), row-major order, in
     grad_out's dtype. Half-precision inputs (bf16 autocast) are sampled in fp32: the sampled
     product costs k dot products, where a dense product would cost a weight gradient."""
     dtype = grad_out.dtype
-    if dtype not in (torch.float32, torch.float64):
+    if dtype not in FULL_PRECISION:
         grad_out = grad_out.float()
     x = x.to(grad_out.dtype)
     template = _csr(crow, cols, torch.zeros(cols.numel(), dtype=grad_out.dtype,
@@ -97,6 +100,9 @@ class SparseDeltaLinear(torch.autograd.Function):
         if wants_weight or regrow or wants_dense:
             g2 = grad_y.reshape(-1, grad_y.shape[-1])
             grad_canonical = g2.t() @ x.reshape(-1, x.shape[-1]).to(g2.dtype)
+            if ctx.needs_input_grad[3] and grad_canonical.dtype in FULL_PRECISION:
+                # the values' gradient is in the dense one already: no sampled product
+                grad_values = grad_canonical.view(-1)[indices].to(values.dtype)
             if regrow:  # keep the top candidates, free the rest now
                 ctx.probe.add(grad_canonical, indices)
             if wants_weight:
@@ -110,7 +116,7 @@ class SparseDeltaLinear(torch.autograd.Function):
             # autocast's forward gives a bf16 grad_y; a backward run outside autocast (as
             # PyTorch recommends) must not meet the fp32 weight with it
             grad_x = (grad_y @ effective.to(grad_y.dtype)).to(x.dtype)
-        if ctx.needs_input_grad[3]:
+        if ctx.needs_input_grad[3] and grad_values is None:
             g2 = grad_y.reshape(-1, grad_y.shape[-1])
             x2 = x.reshape(-1, x.shape[-1])
             shape = (weight.shape[1], weight.shape[0]) if ctx.transposed else tuple(weight.shape)
