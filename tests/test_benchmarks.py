@@ -529,3 +529,16 @@ def test_levers_section_judges_int8_and_checkpointing() -> None:
     assert "peak 0.40 × the fp32 base's (bar ≤ 0.45): **met**" in text
     assert "loss after 4 steps 1.50% from fp32's (bar ≤ 2%): **met**" in text
     assert "peak 0.70 × (bar ≤ 0.6): **missed**; step 1.50 × (bar ≤ 1.4): **missed**" in text
+
+
+def test_selection_run_average_counts_regrowths_until_prune_end() -> None:
+    """A 256-step run regrows at steps 20, 40, ..., 160 (prune_end 0.7 × 256 = 179): 8 cycles
+    at the regrow competitor's cost, the other 4.8 at the plain sparse delta's."""
+    from benchmarks import selection
+
+    assert selection.regrowth_steps(256) == 8
+    assert selection.regrowth_steps(319) == 11  # 20, ..., 220 < 0.7 × 319
+    medians = {"floor": 10.0, "sparse_delta": 12.0, "sparse_delta_regrow": 14.0}
+    assert selection.run_seconds("sparse_delta_regrow", medians, 256) == pytest.approx(
+        8 * 14.0 + (256 / 20 - 8) * 12.0)
+    assert selection.run_seconds("sparse_delta", medians, 256) == pytest.approx(12.0 / 20 * 256)
