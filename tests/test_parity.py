@@ -13,7 +13,7 @@ from transformers.pytorch_utils import Conv1D
 
 import spadapt
 from conftest import Case, make_batch, output_of, trained
-from spadapt.methods import SparseDelta
+from spadapt.methods import SparseDelta, sparse_delta
 from spadapt.methods.sparse_delta import (
     SPARSE_PRODUCT_MAX_TOKENS,
     SparseDeltaLinear,
@@ -235,13 +235,60 @@ def test_decoding_adds_the_sparse_product_and_larger_calls_form_w_plus_delta(
     assert formed
 
 
-def test_a_mixed_decoding_batch_equals_each_adapter_alone() -> None:
+@pytest.mark.parametrize("stacked", [True, False])
+@pytest.mark.parametrize("length", [1, 3])
+def test_a_mixed_decoding_batch_equals_each_adapter_alone(monkeypatch, stacked: bool,
+                                                          length: int) -> None:
+    """stacked: the groups' deltas in one product (StackedDeltas); otherwise one sparse
+    product per group (above STACKED_PRODUCT_MAX_PAIRS)."""
+    if not stacked:
+        monkeypatch.setattr(sparse_delta, "STACKED_PRODUCT_MAX_PAIRS", 0)
+    calls = []
+    product = sparse_delta.StackedDeltas.product
+    monkeypatch.setattr(sparse_delta.StackedDeltas, "product",
+                        lambda self, x: calls.append(True) or product(self, x))
     model = _two_sparse_deltas("llama")
-    ids = make_batch("llama", rows=3, length=1, seed=6)["input_ids"]  # one token a row
-    routes = ["a", "__base__", "b"]
+    ids = make_batch("llama", rows=4, length=length, seed=6)["input_ids"]
+    routes = ["a", "__base__", "b", "a"]
     with torch.no_grad():
         mixed = model(input_ids=ids, adapter_names=routes).logits
         for row, name in enumerate(routes):
             alone = model(input_ids=ids[row : row + 1], adapter_names=[name]).logits
             torch.testing.assert_close(mixed[row : row + 1], alone, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(mixed[0], mixed[2])
+    sites = [m for m in model.modules() if isinstance(m, sparse_delta.SparseDeltaSite)]
+    assert len(calls) == (len(sites) if stacked else 0)  # the mixed forward, at each site
+
+
+def test_stacked_deltas_follow_changed_values_and_positions() -> None:
+    """A mixed decoding step after an in-place update of the values, or after new positions,
+    uses the new deltas, not the stacked copy of the old ones."""
+    model = _two_sparse_deltas("llama")
+    ids = make_batch("llama", rows=2, length=1, seed=6)["input_ids"]
+    routes = ["a", "b"]
+
+    def mixed_equals_alone() -> torch.Tensor:
+        with torch.no_grad():
+            mixed = model(input_ids=ids, adapter_names=routes).logits
+            for row, name in enumerate(routes):
+                alone = model(input_ids=ids[row : row + 1], adapter_names=[name]).logits
+                torch.testing.assert_close(mixed[row : row + 1], alone, rtol=1e-5, atol=1e-6)
+        return mixed
+
+    before = mixed_equals_alone()
+    deltas = [m for _, m in model.adapter_modules("b") if isinstance(m, SparseDelta)]
+    with torch.no_grad():
+        for delta in deltas:
+            delta.values.mul_(3.0)
+    after_values = mixed_equals_alone()
+    assert not torch.allclose(before[1], after_values[1])
+    torch.testing.assert_close(before[0], after_values[0])
+    for delta in deltas:  # new positions, the same values
+        shifted = (delta.indices + 1) % (delta.shape[0] * delta.shape[1])
+        values = delta.values.detach().clone()
+        order = shifted.argsort()
+        delta.set_positions(shifted[order])
+        with torch.no_grad():
+            delta.values.copy_(values[order])
+    after_positions = mixed_equals_alone()
+    assert not torch.allclose(after_values[1], after_positions[1])

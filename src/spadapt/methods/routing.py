@@ -12,23 +12,28 @@ from dataclasses import dataclass, field
 
 import torch
 
+ROUTINGS_KEPT = 16  # row routings whose row tensors are kept
+
 
 @dataclass
 class Routing:
     active: str | None = None  # adapter used for every row when row_adapters is None
     row_adapters: list[str] | None = None  # per-row adapter names for the current forward
     disabled: bool = False  # True inside `disable_adapter()`: every site is the base module
-    _cache: dict = field(default_factory=dict, repr=False)  # batch size -> {name: rows}
+    # (names, batch size, device) -> {name: rows}: the same routing gives the same row tensors
+    # in every forward (a per-site cache such as sparse_delta's stacked deltas can key on them)
+    _cache: dict = field(default_factory=dict, repr=False)
 
     def set_rows(self, names: list[str] | None) -> None:
         self.row_adapters = list(names) if names is not None else None
-        self._cache = {}
 
     def _rows_by_name(self, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
-        key = (batch, device)
+        names = self.row_adapters
+        assert names is not None
+        key = (tuple(names), batch, device)
         if key not in self._cache:
-            names = self.row_adapters
-            assert names is not None
+            if len(self._cache) >= ROUTINGS_KEPT:
+                self._cache.clear()
             if batch % len(names) != 0:
                 raise ValueError(
                     f"adapter_names has {len(names)} entries but a module saw a batch of {batch} "
