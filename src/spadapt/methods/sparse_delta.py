@@ -454,7 +454,8 @@ STACKED_PRODUCT_MAX_PAIRS = 256
 
 class StackedDeltas:
     """Several adapters' deltas on one weight stacked into one CSR matrix (G·out, in), with
-    which rows of a batch read which block (for a mixed decoding step)."""
+    which rows of a batch read which block (for a mixed decoding step). It holds a copy of
+    the G deltas' values and int32 positions, until the site's next routing replaces it."""
 
     def __init__(self, deltas: list[SparseDelta], groups: list[tuple[str, torch.Tensor]],
                  batch: int) -> None:
