@@ -24,13 +24,16 @@ class Routing:
     # in every forward (a per-site cache such as sparse_delta's stacked deltas can key on them)
     _cache: dict = field(default_factory=dict, repr=False)
 
+    _names: tuple[str, ...] = field(default=(), repr=False)  # row_adapters, as a cache key
+
     def set_rows(self, names: list[str] | None) -> None:
         self.row_adapters = list(names) if names is not None else None
+        self._names = tuple(names) if names is not None else ()
 
     def _rows_by_name(self, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
         names = self.row_adapters
         assert names is not None
-        key = (tuple(names), batch, device)
+        key = (self._names, batch, device)
         if key not in self._cache:
             if len(self._cache) >= ROUTINGS_KEPT:
                 self._cache.clear()
