@@ -102,6 +102,28 @@ def test_the_pruner_stops_a_trial_at_its_first_evaluation(workspace) -> None:
     assert not (options.out / "best.yaml").exists()
 
 
+def test_the_default_pruner_judges_a_trial_from_its_third_evaluation_on() -> None:
+    from spadapt.tune.study import PRUNE_FROM_EVALUATION, default_pruner
+
+    assert PRUNE_FROM_EVALUATION == 3
+    study = optuna.create_study(direction="maximize", pruner=default_pruner())
+    for _ in range(3):  # the shipped recipes' trials: 0.8 at every evaluation
+        trial = study.ask()
+        for evaluation in range(1, 5):
+            trial.report(0.8, evaluation)
+        study.tell(trial, 0.8)
+    poor = study.ask()
+    for evaluation in (1, 2):  # far below the median, but still in warm-up or a reset
+        poor.report(0.5, evaluation)
+        assert not poor.should_prune()
+    poor.report(0.5, 3)
+    assert poor.should_prune()
+    good = study.ask()
+    for evaluation in range(1, 4):
+        good.report(0.5 if evaluation < 3 else 0.81, evaluation)
+    assert not good.should_prune()  # caught up by the third
+
+
 def test_no_trained_configuration_exceeds_max_nonzero(workspace) -> None:
     options = _options(workspace, "tight", trials=6, max_nonzero="400", seed=3)
     run_tune(options)
