@@ -24,7 +24,12 @@ learning rate (the head's own rate, where a recipe sets one, stays), as methods 
 are not among its training rows, so that a learning rate can be chosen without the evaluation
 rows (BENCHMARKS.md chooses by seed 0's validation accuracy and reports the evaluation rows).
 
+A recipe file (the `best.yaml` a `spadapt tune` study writes) runs beside them as a method
+named by `--recipe-file NAME=PATH` (group "tuned"): its adapter at its own size (not solved for
+the matched budget) and its learning rates, trained with this benchmark's budget.
+
     python -m benchmarks accuracy [--datasets rotten_tomatoes,reuters_r8] [--seeds 0,1,2]
+        [--recipe-file tuned_rt=runs/tune_rt/best.yaml --methods full,tuned_rt]
 """
 
 from __future__ import annotations
@@ -235,6 +240,24 @@ def entries(base: nn.Module) -> list[Entry]:
     ]
 
 
+def recipe_entries(specs: list[str]) -> list[Entry]:
+    """One entry per `NAME=PATH` of `--recipe-file`: the recipe's adapter and learning rates."""
+    chosen = []
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        if not name or not path or "/" in name:
+            raise SystemExit(f"--recipe-file: expected NAME=PATH, got {spec!r}")
+        recipe = load_recipe(path)
+        if recipe.kind != "spadapt":
+            raise SystemExit(f"--recipe-file {path}: a spadapt recipe is needed, this one is "
+                             f"{recipe.kind!r}")
+        chosen.append(Entry(name, "tuned", recipe.description, _recipe(path),
+                            learning_rate=recipe.train["learning_rate"],
+                            head_learning_rate=recipe.train.get("head_learning_rate"),
+                            calibration_batches=recipe.adapter_config().score_batches))
+    return chosen
+
+
 def swept(chosen: list[Entry], scales: list[float]) -> list[Entry]:
     """Each entry at each multiple of its learning rate, named `<name>@<scale>x`."""
     return [dataclasses.replace(entry, name=f"{entry.name}@{scale:g}x",
@@ -338,7 +361,7 @@ def run(options: argparse.Namespace) -> dict:
     path = RESULTS_DIR / f"{options.name}.json"
     datasets = [d for d in options.datasets.split(",") if d]
     seeds = [int(s) for s in options.seeds.split(",") if s]
-    chosen = entries(load_base(rows=64).model)
+    chosen = entries(load_base(rows=64).model) + recipe_entries(options.recipe_file)
     if options.methods:
         wanted = options.methods.split(",")
         unknown = set(wanted) - {e.name for e in chosen}
@@ -347,7 +370,7 @@ def run(options: argparse.Namespace) -> dict:
                              f"known: {', '.join(e.name for e in chosen)}")
         chosen = [e for e in chosen if e.name in wanted]
     else:
-        chosen = [e for e in chosen if e.by_default]
+        chosen = [e for e in chosen if e.by_default or e.group == "tuned"]
     if options.lr_scales:
         chosen = swept(chosen, [float(s) for s in options.lr_scales.split(",")])
     settings = {"train_rows": options.train_rows, "eval_rows": options.eval_rows,
@@ -403,6 +426,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated multiples of each recipe's learning rate to sweep")
     parser.add_argument("--validation-rows", type=int, default=0,
                         help="also score each run on this many held-out training-split rows")
+    parser.add_argument("--recipe-file", action="append", default=[], metavar="NAME=PATH",
+                        help="also run the recipe at PATH (e.g. a tune study's best.yaml) as "
+                             "method NAME; repeatable")
     parser.add_argument("--name", default="accuracy", help="result file name (no .json)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the runs already in benchmarks/results/accuracy.json")

@@ -268,7 +268,23 @@ def sparse_rows(result: dict) -> list[tuple[str, str]]:
             names = [recipe] + [n for n in result["settings"]["methods"]
                                 if n.startswith(f"{recipe}+")]
             rows += [(dataset, name) for name in names if (dataset, name) in ran]
+        rows += [(dataset, name) for name, method in result["settings"]["methods"].items()
+                 if method.get("group") == "tuned" and (dataset, name) in ran]
     return rows
+
+
+def best_untuned(result: dict, rows: list[tuple[str, str]], dataset: str) -> str | None:
+    """The sparse method of `rows` with the highest mean accuracy on `dataset`, among those
+    run with the most seeds (a tuned method is judged against it)."""
+    methods = result["settings"]["methods"]
+    summary = result["summary"][dataset]
+    names = [name for d, name in rows
+             if d == dataset and methods.get(name, {}).get("group") != "tuned"]
+    if not names:
+        return None
+    most = max(summary[name]["seeds"] for name in names)
+    return max((name for name in names if summary[name]["seeds"] == most),
+               key=lambda name: summary[name]["mean"])
 
 
 def sparse_methods_section(result: dict) -> list[str]:
@@ -278,27 +294,38 @@ def sparse_methods_section(result: dict) -> list[str]:
     of the differences to full fine-tuning, one panel per dataset."""
     runs = result["runs"]
     rows = sparse_rows(result)
-    if not any("+" in name for _, name in rows):
+    methods = result["settings"]["methods"]
+    if not any("+" in name or methods.get(name, {}).get("group") == "tuned"
+               for _, name in rows):
         return []
     steps = training_steps(result)
     lines = [f"## Sparse methods against full fine-tuning and LoRA ({steps} steps)", "",
              "The same runs as the table above. Differences in accuracy points, paired by seed: "
              "mean ± standard error of the per-seed differences (seeds). Bar: within 1 point "
-             "of full fine-tuning and ≥ LoRA, both on the mean.", "",
+             "of full fine-tuning and ≥ LoRA, both on the mean. A method found by `spadapt "
+             "tune` (its description below the table) is compared, in the column of its "
+             "recipe, with the best of the other sparse methods on that dataset (named).", "",
              "| dataset | method | accuracy | − its recipe | − full | − LoRA | bar |",
              "|---|---|---|---|---|---|---|"]
     for dataset, name in rows:
         entry = result["summary"][dataset][name]
-        recipe = name.split("+")[0]
+        tuned = methods.get(name, {}).get("group") == "tuned"
+        recipe = best_untuned(result, rows, dataset) if tuned else name.split("+")[0]
         versus = {other: paired_difference(runs, dataset, name, other)
-                  for other in (recipe, "full", "lora") if other != name}
-        cells = [_points(versus.get(recipe)) if recipe != name else "–",
+                  for other in (recipe, "full", "lora") if other not in (name, None)}
+        cells = [_points(versus.get(recipe)) if recipe not in (name, None) else "–",
                  _points(versus["full"]), _points(versus["lora"])]
+        if tuned and recipe is not None:
+            cells[0] += f" vs {recipe}"
         full, lora = versus["full"], versus["lora"]
         bar = "–" if full is None or lora is None else (
             "**met**" if full[0] >= -0.01 - 1e-9 and lora[0] >= -1e-9 else "**missed**")
         lines.append(f"| {dataset} | {name} | {entry['mean']:.4f} ({entry['seeds']}) | "
                      + " | ".join(cells) + f" | {bar} |")
+    lines += [""] + [f"- {name} ({dataset}): {methods[name]['description']}"
+                     for dataset, name in rows if methods.get(name, {}).get("group") == "tuned"]
+    if lines[-1] == "":
+        lines.pop()
     picture = f"accuracy_{steps}_paired.png"
     _paired_plot(result, rows, RESULTS_DIR / picture)
     lines += ["", f"![paired differences to full fine-tuning](benchmarks/results/{picture})"]

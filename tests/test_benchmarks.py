@@ -474,6 +474,55 @@ def test_sparse_methods_section_pairs_each_variant_with_its_baselines_by_seed(tm
         **result["settings"], "methods": {"sparse_delta": {}}}}) == []
 
 
+def test_tuned_method_is_judged_against_the_best_other_sparse_method(tmp_path,
+                                                                     monkeypatch) -> None:
+    from benchmarks import markdown
+
+    monkeypatch.setattr(markdown, "RESULTS_DIR", tmp_path)
+    accuracy = {"full": [0.83, 0.84], "lora": [0.81, 0.80], "sparse": [0.80, 0.80],
+                "sparse_delta": [0.82, 0.83], "sparse_delta+regrow": [0.90],
+                "tuned_rt": [0.825, 0.835]}
+    runs = {f"rt/{name}/{seed}": {"accuracy": value, "nonzero_values": 10, "steps": 16}
+            for name, values in accuracy.items() for seed, value in enumerate(values)}
+    methods = {name: {} for name in accuracy}
+    methods["tuned_rt"] = {"group": "tuned", "description": "Found by spadapt tune: x"}
+    summary = {"rt": {name: {"mean": sum(v) / len(v), "seeds": len(v)}
+                      for name, v in accuracy.items()}}
+    result = {"runs": runs, "summary": summary,
+              "settings": {"epochs": 1, "train_rows": 256, "batch_size": 32,
+                           "methods": methods}}
+    lines = markdown.sparse_methods_section(result)
+    row = next(line for line in lines if "| tuned_rt |" in line)
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    # the best other method with the most seeds is sparse_delta (0.825), not the 1-seed regrow
+    assert cells[3] == "+0.50 ± 0.00 (2) vs sparse_delta"
+    assert cells[4:] == ["-0.50 ± 0.00 (2)", "+2.50 ± 1.00 (2)", "**met**"]
+    assert "- tuned_rt (rt): Found by spadapt tune: x" in lines
+    # a tuned method alone (no variants) still gets the section
+    del methods["sparse_delta+regrow"]
+    assert markdown.sparse_methods_section(result)[0].startswith("## Sparse methods")
+
+
+def test_recipe_file_runs_as_a_tuned_entry_with_its_own_rates(tmp_path) -> None:
+    from benchmarks.accuracy import recipe_entries
+
+    path = tmp_path / "best.yaml"
+    path.write_text("name: tuned\ndescription: Found by spadapt tune\nkind: spadapt\n"
+                    "adapter: {method: sparse_delta, density: 0.004, scorer: fisher, "
+                    "score_batches: 6}\ntrain: {learning_rate: 0.02}\n")
+    (entry,) = recipe_entries([f"tuned_rt={path}"])
+    assert (entry.name, entry.group, entry.description) == ("tuned_rt", "tuned",
+                                                            "Found by spadapt tune")
+    assert (entry.learning_rate, entry.head_learning_rate) == (0.02, None)
+    assert entry.calibration_batches == 6  # what the study's trial scored on
+    for bad in ("tuned_rt", f"={path}", f"a/b={path}"):
+        with pytest.raises(SystemExit, match="NAME=PATH"):
+            recipe_entries([bad])
+    (tmp_path / "lora.yaml").write_text("name: l\nkind: lora\ntrain: {learning_rate: 0.001}\n")
+    with pytest.raises(SystemExit, match="spadapt recipe"):
+        recipe_entries([f"l={tmp_path / 'lora.yaml'}"])
+
+
 def test_generate_summary_pairs_each_method_with_full_and_lora_by_seed() -> None:
     from benchmarks.generate import summary
 
