@@ -98,8 +98,11 @@ def test_the_pruner_stops_a_trial_at_its_first_evaluation(workspace) -> None:
     trials = _study(options).get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.PRUNED] * 2
     for trial in trials:
-        assert list(trial.intermediate_values) == [1]  # of 4 steps: stopped at the first
+        assert list(trial.intermediate_values) == [1]  # of 4 evaluations: the first
     assert not (options.out / "best.yaml").exists()
+    rows = _rows(options.out / "trials.csv")  # what each stopped trial trained is on record
+    assert [row["state"] for row in rows] == ["PRUNED"] * 2
+    assert all(int(row["nonzero_params"]) > 0 for row in rows)
 
 
 def test_the_default_pruner_judges_a_trial_from_its_third_evaluation_on() -> None:

@@ -130,8 +130,9 @@ def prepare(options: TuneOptions) -> TuneData:
 
 
 def train_recipe(recipe: Recipe, data: TuneData, out_dir: Path | None = None,
-                 on_evaluation=None) -> dict:
-    """Train `recipe` on the study's train rows; its validation score and costs."""
+                 on_evaluation=None, on_counts=None) -> dict:
+    """Train `recipe` on the study's train rows; its validation score and costs.
+    `on_counts(counts)` hears the built model's parameter counts before training starts."""
     from ..train import train
 
     task = data.task
@@ -139,6 +140,8 @@ def train_recipe(recipe: Recipe, data: TuneData, out_dir: Path | None = None,
     model = build_model(recipe, base, task.labels,
                         calibration_batches(recipe, task, data.train_rows), data.seed)
     counts = count_parameters(recipe, model)
+    if on_counts is not None:
+        on_counts(counts)
     if counts["nonzero_params"] > data.max_nonzero:
         return {**counts, "infeasible": True}
     config = recipe.train_config(seed=data.seed, progress=False,
@@ -230,7 +233,10 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
 
         started = time.perf_counter()
         try:  # Optuna prunes single-objective studies only
-            measured = train_recipe(recipe, data, on_evaluation=None if pareto else report)
+            measured = train_recipe(  # a pruned trial keeps its count too
+                recipe, data, on_evaluation=None if pareto else report,
+                on_counts=lambda counts: trial.set_user_attr("nonzero_params",
+                                                             counts["nonzero_params"]))
         finally:
             trial.set_user_attr("seconds", time.perf_counter() - started)
         trial.set_user_attr("nonzero_params", measured["nonzero_params"])
