@@ -418,6 +418,30 @@ def _accuracy_target_rows(label: str, table: dict) -> list[tuple[str, str, str]]
     return rows
 
 
+def tuned_target_rows(result: dict) -> list[tuple[str, str, str]]:
+    """Issue 15's targets for each method a `spadapt tune` study found (group "tuned"),
+    paired by seed: within 1 point of full fine-tuning, and ≥ the best other sparse method."""
+    methods = result["settings"]["methods"]
+    steps = training_steps(result)
+    sparse = sparse_rows(result)
+    rows = []
+    for dataset, name in sparse:
+        if methods.get(name, {}).get("group") != "tuned":
+            continue
+        label = f"{dataset}, {steps} steps: {name} (spadapt tune's choice)"
+        full = paired_difference(result["runs"], dataset, name, "full")
+        if full is not None:
+            rows.append((f"{label} within 1 point of full", _points(full),
+                         verdict(full[0], -0.01, higher_is_better=True)))
+        other = best_untuned(result, sparse, dataset)
+        best = None if other is None else paired_difference(result["runs"], dataset, name,
+                                                            other)
+        if best is not None:
+            rows.append((f"{label} ≥ the best other sparse method ({other})", _points(best),
+                         verdict(best[0], 0.0, higher_is_better=True)))
+    return rows
+
+
 PAPER_CLAIMS = (  # (configuration, claim, margin over the dense r=64 adapter's accuracy)
     ("claim_snip_0.6", "SNIP at density 0.6 ≥ dense adapter (r=64)", 0.0),
     ("claim_random_0.2", "random at density 0.2 within 1 point of dense (r=64)", -0.01),
@@ -507,6 +531,8 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
             table = {method: result["summary"][dataset][name] for method, name in choice.items()}
             rows += _accuracy_target_rows(
                 f"{dataset}, {steps} steps, tuned on validation rows", table)
+    for result in longer:
+        rows += tuned_target_rows(result)
     for result in ([accuracy] if accuracy else []) + longer:
         steps = training_steps(result)
         for dataset, table in result["summary"].items():

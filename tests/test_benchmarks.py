@@ -498,6 +498,11 @@ def test_tuned_method_is_judged_against_the_best_other_sparse_method(tmp_path,
     assert cells[3] == "+0.50 ± 0.00 (2) vs sparse_delta"
     assert cells[4:] == ["-0.50 ± 0.00 (2)", "+2.50 ± 1.00 (2)", "**met**"]
     assert "- tuned_rt (rt): Found by spadapt tune: x" in lines
+    assert markdown.tuned_target_rows(result) == [
+        ("rt, 16 steps: tuned_rt (spadapt tune's choice) within 1 point of full",
+         "-0.50 ± 0.00 (2)", "**met**"),
+        ("rt, 16 steps: tuned_rt (spadapt tune's choice) ≥ the best other sparse method "
+         "(sparse_delta)", "+0.50 ± 0.00 (2)", "**met**")]
     # a tuned method alone (no variants) still gets the section
     del methods["sparse_delta+regrow"]
     assert markdown.sparse_methods_section(result)[0].startswith("## Sparse methods")
