@@ -367,21 +367,27 @@ def write_outputs(study, out: Path) -> None:
 
 
 def _plot(trials: list, on_front: list, best) -> bytes:
-    """Validation accuracy against non-zeros of each completed trial; the front (a pareto
-    study) ringed, the best starred."""
+    """Validation accuracy against non-zeros of each completed trial, and of each pruned one
+    at its last evaluation (hollow); the front (a pareto study) ringed, the best starred."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     def point(t) -> tuple[int, float]:
         return t.user_attrs["nonzero_params"], accuracy_of(t)
 
-    done = [t for t in trials if accuracy_of(t) is not None and
-            t.user_attrs.get("nonzero_params")]
+    shown = [t for t in trials if accuracy_of(t) is not None and
+             t.user_attrs.get("nonzero_params")]
+    done = [t for t in shown if t.state.name == "COMPLETE"]
+    stopped = [t for t in shown if t.state.name == "PRUNED"]
     figure = Figure(figsize=(6, 4), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     if done:
         axes.scatter(*zip(*map(point, done), strict=True), label="trial")
-        xs = [point(t)[0] for t in done]
+    if stopped:
+        axes.scatter(*zip(*map(point, stopped), strict=True), facecolors="none",
+                     edgecolors="grey", label="stopped early (its last score)")
+    if shown:
+        xs = [point(t)[0] for t in shown]
         if min(xs) > 0 and max(xs) / min(xs) > 10:
             axes.set_xscale("log")
     if len(on_front) > 1:
@@ -392,8 +398,8 @@ def _plot(trials: list, on_front: list, best) -> bytes:
                      label=f"best (#{best.number})")
     axes.set_xlabel("trained non-zero values")
     axes.set_ylabel("validation accuracy")
-    if done:
-        axes.legend(loc="lower right")
+    if shown:
+        axes.legend(loc="best")
     buffer = io.BytesIO()
     FigureCanvasAgg(figure).print_png(buffer)
     return buffer.getvalue()
