@@ -68,7 +68,8 @@ def test_a_seeded_study_is_deterministic_and_starts_from_the_shipped_recipes(wor
 def test_best_yaml_reproduces_its_trial_validation_score(workspace) -> None:
     options = _options(workspace, "a", resume=True)  # the study of the test above
     best = max((t for t in _study(options).get_trials()
-                if t.state == optuna.trial.TrialState.COMPLETE), key=lambda t: t.value)
+                if t.state == optuna.trial.TrialState.COMPLETE),
+               key=lambda t: (t.value, -t.user_attrs["nonzero_params"], -t.number))
     recipe = load_recipe(options.out / "best.yaml")
     assert recipe.adapter == best.user_attrs["recipe"]["adapter"]
     measured = train_recipe(recipe, prepare(options))
@@ -90,6 +91,21 @@ def test_a_killed_study_resumes_until_it_holds_the_total(workspace) -> None:
                                           optuna.trial.TrialState.PRUNED)]
     assert len(counted) == 4 and len(states) == 5
     assert len(_rows(options.out / "trials.csv")) == 5
+
+
+def test_among_equally_accurate_trials_the_smaller_adapter_is_best(tmp_path) -> None:
+    from spadapt.tune.study import write_outputs
+
+    study = optuna.create_study(direction="maximize")
+    for number, (value, nonzero) in enumerate([(0.97, 109_256), (0.97, 38_392), (0.96, 100)]):
+        recipe = {"name": "tuned", "description": f"trial {number}", "kind": "spadapt",
+                  "adapter": {"method": "sparse_delta", "density": 0.01}, "train": {}}
+        study.add_trial(optuna.trial.create_trial(
+            params={}, distributions={}, value=value,
+            user_attrs={"recipe": recipe, "nonzero_params": nonzero, "settings": "s",
+                        "seconds": 1.0, "step_seconds": 0.1}))
+    write_outputs(study, tmp_path)
+    assert load_recipe(tmp_path / "best.yaml").description == "trial 1"
 
 
 def test_the_pruner_stops_a_trial_at_its_first_evaluation(workspace) -> None:
@@ -158,7 +174,7 @@ def test_a_pareto_study_writes_its_front_and_never_prunes_a_trained_trial(worksp
                       if not any(dominates(other, t) for other in complete))
     rows = _rows(options.out / "pareto.csv")
     assert sorted(int(r["number"]) for r in rows) == expected == result["front"]
-    best = max(complete, key=lambda t: (t.values[0], -t.number))
+    best = max(complete, key=lambda t: (t.values[0], -t.values[1], -t.number))
     assert load_recipe(options.out / "best.yaml").adapter == best.user_attrs["recipe"]["adapter"]
     with pytest.raises(TuneError, match="another --objective"):
         run_tune(_options(workspace, "pareto", trials=6, resume=True))

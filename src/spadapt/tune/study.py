@@ -316,11 +316,13 @@ def front(study) -> list:
 
 
 def _best(study):
-    """The most accurate completed trial (the lowest number among equals)."""
+    """The most accurate completed trial; among equals the one with the fewest trained
+    non-zeros (the cheaper adapter to store and serve), then the lowest number."""
     import optuna
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return max(complete, key=lambda t: (accuracy_of(t), -t.number)) if complete else None
+    return max(complete, key=lambda t: (accuracy_of(t), -t.user_attrs["nonzero_params"],
+                                        -t.number)) if complete else None
 
 
 def _recipe_dict(recipe: Recipe) -> dict:
