@@ -251,11 +251,18 @@ def recipe_entries(specs: list[str]) -> list[Entry]:
         if recipe.kind != "spadapt":
             raise SystemExit(f"--recipe-file {path}: a spadapt recipe is needed, this one is "
                              f"{recipe.kind!r}")
-        chosen.append(Entry(name, "tuned", recipe.description, _recipe(path),
+        chosen.append(Entry(name, "tuned", recipe.description, _built(recipe),
                             learning_rate=recipe.train["learning_rate"],
                             head_learning_rate=recipe.train.get("head_learning_rate"),
                             calibration_batches=recipe.adapter_config().score_batches))
     return chosen
+
+
+def _built(recipe) -> Callable:
+    """Built by spadapt.poc.build_model from `recipe` as loaded (the file is read once)."""
+    def build(base, labels, calibration, seed):
+        return build_model(recipe, base, labels, calibration, seed)
+    return build
 
 
 def swept(chosen: list[Entry], scales: list[float]) -> list[Entry]:

@@ -268,18 +268,21 @@ def sparse_rows(result: dict) -> list[tuple[str, str]]:
             names = [recipe] + [n for n in result["settings"]["methods"]
                                 if n.startswith(f"{recipe}+")]
             rows += [(dataset, name) for name in names if (dataset, name) in ran]
-        rows += [(dataset, name) for name, method in result["settings"]["methods"].items()
-                 if method.get("group") == "tuned" and (dataset, name) in ran]
+        rows += [(dataset, name) for name in result["settings"]["methods"]
+                 if is_tuned(result, name) and (dataset, name) in ran]
     return rows
+
+
+def is_tuned(result: dict, name: str) -> bool:
+    """Whether method `name` of an accuracy result is one a `spadapt tune` study found."""
+    return result["settings"]["methods"].get(name, {}).get("group") == "tuned"
 
 
 def best_untuned(result: dict, rows: list[tuple[str, str]], dataset: str) -> str | None:
     """The sparse method of `rows` with the highest mean accuracy on `dataset`, among those
     run with the most seeds (a tuned method is judged against it)."""
-    methods = result["settings"]["methods"]
     summary = result["summary"][dataset]
-    names = [name for d, name in rows
-             if d == dataset and methods.get(name, {}).get("group") != "tuned"]
+    names = [name for d, name in rows if d == dataset and not is_tuned(result, name)]
     if not names:
         return None
     most = max(summary[name]["seeds"] for name in names)
@@ -295,8 +298,7 @@ def sparse_methods_section(result: dict) -> list[str]:
     runs = result["runs"]
     rows = sparse_rows(result)
     methods = result["settings"]["methods"]
-    if not any("+" in name or methods.get(name, {}).get("group") == "tuned"
-               for _, name in rows):
+    if not any("+" in name or is_tuned(result, name) for _, name in rows):
         return []
     steps = training_steps(result)
     lines = [f"## Sparse methods against full fine-tuning and LoRA ({steps} steps)", "",
@@ -309,7 +311,7 @@ def sparse_methods_section(result: dict) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     for dataset, name in rows:
         entry = result["summary"][dataset][name]
-        tuned = methods.get(name, {}).get("group") == "tuned"
+        tuned = is_tuned(result, name)
         recipe = best_untuned(result, rows, dataset) if tuned else name.split("+")[0]
         versus = {other: paired_difference(runs, dataset, name, other)
                   for other in (recipe, "full", "lora") if other not in (name, None)}
@@ -323,7 +325,7 @@ def sparse_methods_section(result: dict) -> list[str]:
         lines.append(f"| {dataset} | {name} | {entry['mean']:.4f} ({entry['seeds']}) | "
                      + " | ".join(cells) + f" | {bar} |")
     lines += [""] + [f"- {name} ({dataset}): {methods[name]['description']}"
-                     for dataset, name in rows if methods.get(name, {}).get("group") == "tuned"]
+                     for dataset, name in rows if is_tuned(result, name)]
     if lines[-1] == "":
         lines.pop()
     picture = f"accuracy_{steps}_paired.png"
@@ -421,12 +423,11 @@ def _accuracy_target_rows(label: str, table: dict) -> list[tuple[str, str, str]]
 def tuned_target_rows(result: dict) -> list[tuple[str, str, str]]:
     """Issue 15's targets for each method a `spadapt tune` study found (group "tuned"),
     paired by seed: within 1 point of full fine-tuning, and ≥ the best other sparse method."""
-    methods = result["settings"]["methods"]
     steps = training_steps(result)
     sparse = sparse_rows(result)
     rows = []
     for dataset, name in sparse:
-        if methods.get(name, {}).get("group") != "tuned":
+        if not is_tuned(result, name):
             continue
         label = f"{dataset}, {steps} steps: {name} (spadapt tune's choice)"
         full = paired_difference(result["runs"], dataset, name, "full")

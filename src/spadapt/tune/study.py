@@ -240,7 +240,6 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
                                                              counts["nonzero_params"]))
         finally:
             trial.set_user_attr("seconds", time.perf_counter() - started)
-        trial.set_user_attr("nonzero_params", measured["nonzero_params"])
         if measured["infeasible"]:
             raise optuna.TrialPruned("infeasible: more non-zeros than --max-nonzero")
         trial.set_user_attr("step_seconds", measured["step_seconds"])
