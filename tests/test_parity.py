@@ -260,6 +260,21 @@ def test_a_mixed_decoding_batch_equals_each_adapter_alone(monkeypatch, stacked: 
     assert len(calls) == (len(sites) if stacked else 0)  # the mixed forward, at each site
 
 
+@pytest.mark.parametrize("routes", [["a"], ["a", "b"]])
+def test_decoding_under_bf16_autocast_matches_fp32(routes: list[str]) -> None:
+    """A decoding step (one token a row: the CSR products, one adapter's or the stacked mixed
+    batch's) under bf16 autocast runs, though CPU has no bf16 CSR product, and stays near
+    the fp32 result."""
+    model = _two_sparse_deltas("llama")
+    ids = make_batch("llama", rows=len(routes), length=1, seed=6)["input_ids"]
+    with torch.no_grad():
+        fp32 = model(input_ids=ids, adapter_names=routes).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = model(input_ids=ids, adapter_names=routes).logits
+    assert bf16.dtype == torch.bfloat16
+    torch.testing.assert_close(bf16.float(), fp32, rtol=0.05, atol=0.05)
+
+
 def test_stacked_deltas_follow_changed_values_and_positions() -> None:
     """A mixed decoding step after an in-place update of the values, or after new positions,
     uses the new deltas, not the stacked copy of the old ones."""

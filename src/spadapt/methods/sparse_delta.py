@@ -75,6 +75,13 @@ def _csr(crow: torch.Tensor, cols: torch.Tensor, values: torch.Tensor,
         return torch.sparse_csr_tensor(crow, cols, values, size=shape, check_invariants=False)
 
 
+def _csr_mm(matrix: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """`matrix` (CSR) @ `dense` in the matrix's dtype, outside autocast: bf16 autocast would
+    cast the CSR matrix, and CPU has no bf16 CSR product ("addmm_out_sparse_csr_impl_mkl")."""
+    with torch.autocast(device_type=dense.device.type, enabled=False):
+        return torch.sparse.mm(matrix, dense)
+
+
 class SparseDeltaLinear(torch.autograd.Function):
     """y = x (W + Δ)ᵀ + b with gradients for x and the k values of Δ; for W only when W
     requires grad (data-driven mask scorers score the frozen weight: a dense product, once)."""
@@ -341,7 +348,7 @@ class SparseDelta(nn.Module):
         """x Δᵀ, (..., in) → (..., out), as a CSR product over the k values (no gradient)."""
         delta = _csr(self.crow, self.cols, self.values.detach(), self.shape)
         rows = x.reshape(-1, x.shape[-1]).to(self.values.dtype)
-        out = torch.sparse.mm(delta, rows.t()).t()
+        out = _csr_mm(delta, rows.t()).t()
         return out.reshape(*x.shape[:-1], self.shape[0])
 
     def delta_dense(self) -> torch.Tensor:
@@ -491,7 +498,7 @@ class StackedDeltas:
     def product(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(rows, x_r Δ_{g(r)}ᵀ for those rows): (n,) and (n, ..., out), without autograd."""
         flat = x.reshape(-1, x.shape[-1]).to(self.matrix.dtype)  # (batch · tokens, in)
-        every = torch.sparse.mm(self.matrix, flat.t())  # (G · out, batch · tokens)
+        every = _csr_mm(self.matrix, flat.t())  # (G · out, batch · tokens)
         every = every.view(self.groups, self.out_features, self.batch, -1)
         part = every[self.blocks, :, self.rows, :].transpose(1, 2)  # (n, tokens, out)
         return self.rows, part.reshape(self.rows.numel(), *x.shape[1:-1], self.out_features)
