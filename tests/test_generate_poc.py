@@ -228,7 +228,54 @@ def test_metric_option_and_long_answers_choose_rouge_l(workspace, tmp_path) -> N
     assert (results["metric"], results["metric_reason"]) == ("rouge_l", "option")
 
 
+def test_a_scorer_reads_batches_of_the_runs_batch_size(workspace, tmp_path,
+                                                       monkeypatch) -> None:
+    """SNIP's calibration batches are the run's training batches: 8 rows on a decoder (the
+    smoke and quick generative budgets), not the 32 of a classifier's budgets."""
+    from spadapt import poc
+    from spadapt.method_runs import GENERATE_BUDGETS
+
+    seen = []
+    real = poc.calibration_batches
+
+    def calibration_batches(recipe, task, rows, batch_size):
+        batches = real(recipe, task, rows, batch_size)
+        seen.append((recipe.name, [len(b["input_ids"]) for b in batches]))
+        return batches
+
+    monkeypatch.setattr(poc, "calibration_batches", calibration_batches)
+    result = _poc("--data", str(workspace["train"]), "--model", str(workspace["model"]),
+                  "--methods", "sparse", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert GENERATE_BUDGETS["smoke"]["train"]["batch_size"] == 8
+    rows = json.loads((tmp_path / "run" / "results.json").read_text())["dataset"]["train_rows"]
+    # of the recipe's 4 score batches of 8 rows, as many as the training rows fill
+    assert rows < 32 and seen == [("sparse", [min(8, rows - 8 * i) for i in range(4)
+                                              if 8 * i < rows])]
+    assert len(seen[0][1]) >= 2 and seen[0][1][0] == 8
+
+
+def test_every_generative_method_trains_evaluates_and_answers_under_bf16(workspace,
+                                                                          tmp_path) -> None:
+    """--precision bf16: training, evaluation and the sample answers under bf16 autocast for
+    the base, both PEFT methods and both spadapt methods (sparse_delta's decoding product
+    has no bf16 CSR kernel on CPU)."""
+    out = tmp_path / "bf16"
+    result = _poc("--data", str(workspace["train"]), "--eval-data", str(workspace["eval"]),
+                  "--model", str(workspace["model"]), "--precision", "bf16", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert (results["precision"], results["precision_reason"]) == ("bf16", "set")
+    by_name = {m["name"]: m for m in results["methods"]}
+    assert list(by_name) == GENERATE_METHODS
+    for method in by_name.values():
+        assert "error" not in method, method.get("error")
+        assert len(method["answers"]) == 5 and method["perplexity"] > 1
+    assert "bf16 autocast" in (out / "report.md").read_text()
+
+
 @pytest.mark.parametrize("args, message", [
+    (["--precision", "half"], "--precision must be one of ['fp32', 'bf16', 'auto']"),
     (["--metric", "bleu"], "--metric must be one of ['exact_match', 'rouge_l']"),
     (["--task", "translate"], "--task must be one of ['classify', 'generate']"),
     (["--task", "classify"], "has no text column 'text'"),

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from spadapt.cli import app
@@ -99,9 +100,13 @@ def test_eval_of_a_saved_adapter_reproduces_the_poc_accuracy(poc_run, workspace)
     out, _ = poc_run
     results = json.loads((out / "results.json").read_text())
     sparse = next(m for m in results["methods"] if m["name"] == "sparse")
+    # quick's precision is "auto": bf16 on a CPU that computes it natively, else fp32
+    assert results["precision"] in ("fp32", "bf16")
+    assert results["budget_rule"]["precision"] == results["precision"]
     result = CliRunner().invoke(app, [
         "eval", "--adapter", str(out / sparse["adapter_dir"]), "--data", workspace["eval"],
-        "--text-column", "review", "--label-column", "sentiment"])
+        "--text-column", "review", "--label-column", "sentiment",
+        "--precision", results["precision"]])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output)
     assert metrics["rows"] == 40
@@ -149,6 +154,7 @@ def test_train_command_with_overrides(workspace, tmp_path) -> None:
     (["--data", "nope.csv"], "nope.csv"),
     (["--methods", "adapter,teleport"], "teleport"),
     (["--budget", "huge"], "budget"),
+    (["--precision", "fp8"], "--precision must be one of"),
     (["--label-column", "stars"], "stars"),
 ])
 def test_bad_poc_input_exits_2_with_a_clear_message(workspace, tmp_path, args, message) -> None:
@@ -238,6 +244,8 @@ def test_the_report_states_the_budget_every_method_ran_under(poc_run, tmp_path) 
             f"{rule['batch_size']} rows on the same 160 training rows")
     assert want in (tmp_path / "report.md").read_text()
     assert want in (tmp_path / "report.html").read_text()
+    bf16 = "training and evaluation forwards in bf16 autocast"
+    assert (bf16 in (tmp_path / "report.md").read_text()) is (results["precision"] == "bf16")
     results["budget"], results["budget_rule"] = "standard", {
         "max_steps": None, "epochs": 3, "batch_size": 32, "early_stopping_patience": 1}
     (tmp_path / "results.json").write_text(json.dumps(results))
@@ -245,3 +253,48 @@ def test_the_report_states_the_budget_every_method_ran_under(poc_run, tmp_path) 
     assert ("standard: every method trains up to 3 passes over the same 160 training rows, "
             "32 rows a step, with early stopping (patience 1)"
             ) in (tmp_path / "report.md").read_text()
+    assert bf16 not in (tmp_path / "report.md").read_text()
+    results["budget_rule"]["precision"] = "bf16"
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    for lang, text in (("en", bf16), ("ja", "bf16 自動混合精度")):
+        write_report(tmp_path, lang=lang)
+        assert text in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_quick_budget_trains_and_evaluates_in_bf16_where_it_is_native(
+        workspace, tmp_path, monkeypatch, native) -> None:
+    """quick's "auto": bf16 autocast where the hardware computes bf16 natively, else fp32;
+    `--precision` overrides it, and the choice is recorded."""
+    from spadapt.poc import BUDGETS
+    from spadapt.train import levers
+
+    monkeypatch.setattr(levers, "native_bf16", lambda device: native)
+    monkeypatch.setitem(BUDGETS, "smoke", {**BUDGETS["smoke"], "precision": "auto"})
+    dtypes = set()
+    real_evaluate = task().__class__.evaluate
+
+    def evaluate(self, model, examples, batch_size=64):
+        dtypes.add(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu")
+                   else torch.float32)
+        return real_evaluate(self, model, examples, batch_size)
+
+    monkeypatch.setattr(task().__class__, "evaluate", evaluate)
+    base = ["poc", "--data", workspace["train"], "--eval-data", workspace["eval"],
+            "--text-column", "review", "--label-column", "sentiment", "--model",
+            workspace["model"], "--methods", "sparse_delta", "--budget", "smoke",
+            "--no-progress"]
+    result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "auto")])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "auto" / "results.json").read_text())
+    want = "bf16" if native else "fp32"
+    assert (results["precision"], results["budget_rule"]["precision"]) == (want, want)
+    assert results["precision_reason"] == ("native_bf16" if native else "no_native_bf16")
+    assert dtypes == {torch.bfloat16 if native else torch.float32}
+    dtypes.clear()
+    result = CliRunner().invoke(app, [*base, "--precision", "fp32", "--out",
+                                      str(tmp_path / "fp32")])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "fp32" / "results.json").read_text())
+    assert (results["precision"], results["precision_reason"]) == ("fp32", "set")
+    assert dtypes == {torch.float32}

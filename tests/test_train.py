@@ -318,18 +318,22 @@ def test_gradient_checkpointing_recomputes_and_trains_the_same_adapter(classific
 
 @pytest.mark.parametrize("settings", [{}, {"method": "sparse_delta", "density": 0.05,
                                             "scorer": "magnitude"}])
-def test_bf16_autocasts_the_forward_and_keeps_trained_values_fp32(classification,
-                                                                  settings) -> None:
-    results, dtypes = {}, []
+def test_bf16_autocasts_training_and_evaluation_and_keeps_trained_values_fp32(
+        classification, settings) -> None:
+    results, dtypes = {}, {}
     for precision in ("fp32", "bf16"):
         model = _adapted(classification, **settings)
         query = model.base_model.bert.encoder.layer[0].attention.self.query
-        handle = query.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+        seen = dtypes[precision] = set()  # (training forward?, output dtype)
+        handle = query.register_forward_hook(
+            lambda module, inputs, out, seen=seen: seen.add((module.training, out.dtype)))
         results[precision] = train(model, classification, TRAIN, EVAL,
                                    _config(epochs=1, max_steps=4, precision=precision))
         handle.remove()
         assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
-    assert torch.bfloat16 in dtypes and torch.float32 in dtypes
+    assert dtypes["fp32"] == {(True, torch.float32), (False, torch.float32)}
+    assert dtypes["bf16"] == {(True, torch.bfloat16), (False, torch.bfloat16)}
+    assert isinstance(results["bf16"].final_metrics["loss"], float)
     losses = {k: [r["train_loss"] for r in v.history if r["train_loss"] is not None][-1]
               for k, v in results.items()}
     assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.03)
@@ -384,3 +388,33 @@ def test_sharded_run_matches_one_process(engine: str, tmp_path) -> None:
     with torch.no_grad():
         sharded, single = (model.eval()(**batch).logits for model in loaded)
     torch.testing.assert_close(sharded, single, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("flags, native", [
+    ("fpu sse2 avx2 avx512f avx512_bf16 avx512vl", True),  # AMD Zen 4, Intel Cooper Lake
+    ("fpu sse2 avx2 avx512f amx_bf16 amx_tile", True),  # Intel Sapphire Rapids
+    ("fpu sse2 avx2 avx512f avx512vl", False),  # bf16 only emulated: slower than fp32
+])
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it_natively(tmp_path, flags,
+                                                                         native) -> None:
+    from spadapt.train import levers
+
+    cpu_info = tmp_path / "cpuinfo"
+    cpu_info.write_text(f"processor\t: 0\nmodel name\t: X\nflags\t\t: {flags}\n\n"
+                        f"processor\t: 1\nflags\t\t: {flags}\n")
+    assert levers.native_bf16("cpu", cpu_info) is native
+    assert levers.native_bf16("cpu", tmp_path / "missing") is False  # not Linux: fp32
+    assert levers.native_bf16("meta") is False
+
+
+def test_resolve_precision_keeps_a_set_precision_and_decides_auto(monkeypatch) -> None:
+    from spadapt.train import TrainConfigError, levers
+
+    for native in (True, False):
+        monkeypatch.setattr(levers, "native_bf16", lambda device, native=native: native)
+        assert levers.resolve_precision("fp32", "cpu") == ("fp32", "set")
+        assert levers.resolve_precision("bf16", "cpu") == ("bf16", "set")
+        assert levers.resolve_precision("auto", "cpu") == (
+            ("bf16", "native_bf16") if native else ("fp32", "no_native_bf16"))
+    with pytest.raises(TrainConfigError, match="'fp8'"):
+        levers.resolve_precision("fp8", "cpu")

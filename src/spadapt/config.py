@@ -86,7 +86,8 @@ class AdapterConfig:
     synflow_iterations: int = described(20, help='"synflow": pruning rounds (Tanaka et al. 2020)')
     score_batches: int = described(
         4, help="snip/grasp/fisher: calibration batches scored (the first this many given to "
-        "attach; `spadapt poc` and `train` draw this many batches of 32 training rows)")
+        "attach; `spadapt poc` and `train` draw this many batches of the run's batch size "
+        "from the training rows)")
     save_dtype: str | None = described(
         None, help="dtype of stored values: None = the adapter's own dtype")
     labels: list[str] = described(default_factory=list, help="class names of a classification head")

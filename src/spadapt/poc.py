@@ -3,9 +3,10 @@
 Every method sees the same data, the same base model and the same seed. Methods are recipes
 (`spadapt.recipe`): "full" fine-tuning, "lora" and "shira" through PEFT, spadapt adapters, and
 "base" (nothing trained). A budget ("quick" or "standard") fixes how much data and how many
-steps each method gets. Results are written after each method (atomically), so a long run shows
-its progress and a crash keeps what was measured; a method that fails is recorded with its
-error and the others go on.
+steps each method gets, and quick its precision: bf16 autocast where the hardware computes
+bf16 natively (`--precision auto`), recorded in results.json and the report. Results are
+written after each method (atomically), so a long run shows its progress and a crash keeps
+what was measured; a method that fails is recorded with its error and the others go on.
 
 Two tasks: classify (labelled text; default base MiniLM) and generate (prompt/response pairs;
 default base SmolLM2). A generative run scores greedy answers by exact match or ROUGE-L (the
@@ -42,9 +43,12 @@ from .spread import kept_spread
 from .tasks import CausalLMTask, ClassificationTask
 from .tasks.answer_metrics import short_answers
 from .tasks.causal_lm import QUALITY_METRICS
+from .tasks.common import device_of
+from .train.levers import PRECISIONS, autocast, resolve_precision
 
 ANSWER_SAMPLES = 5  # evaluation prompts whose answers the report shows side by side
 DATA_TASKS = {"classify": "classification", "generate": "causal_lm"}  # --task → the data's
+PRECISION_SETTINGS = (*PRECISIONS, "auto")  # --precision
 
 
 class PocError(SpadaptError):
@@ -83,11 +87,13 @@ def _task_metrics(final: dict, task) -> dict:
     return {"confusion_matrix": final.get("confusion_matrix")}
 
 
-def _answers(task, model, samples: list) -> dict:
-    """The answers of a generative method to the report's fixed sample prompts."""
+def _answers(task, model, samples: list, precision: str) -> dict:
+    """The answers of a generative method to the report's fixed sample prompts, under the
+    run's `precision` as its evaluation."""
     if not samples or not isinstance(task, CausalLMTask):
         return {}
-    return {"answers": task.generate(model, [e.prompt for e in samples])}
+    with autocast(precision, device_of(model)):
+        return {"answers": task.generate(model, [e.prompt for e in samples])}
 
 
 def run_method(recipe: Recipe, task, split_train: list, split_eval: list, options: PocOptions,
@@ -95,21 +101,25 @@ def run_method(recipe: Recipe, task, split_train: list, split_eval: list, option
     """Train and evaluate one method; its entry of results.json ("base" only evaluates)."""
     from .train import train
 
+    # wall_seconds: the method's whole time, loading the base and a scorer's calibration
+    # passes (SNIP's forwards and backwards) included
+    started = time.perf_counter()
     directory = options.out / recipe.name
     directory.mkdir(parents=True, exist_ok=True)
-    base = load_seeded_base(task, model_path, options.seed)
-    calibration = calibration_batches(recipe, task, split_train)
-    model = build_model(recipe, base, task.labels, calibration, options.seed)
     config = recipe.train_config(**train_overrides, seed=options.seed, progress=options.progress)
-    started = time.perf_counter()
+    base = load_seeded_base(task, model_path, options.seed)
+    # a scorer's batches are the run's training batches (a decoder's are 8 rows, not 32)
+    calibration = calibration_batches(recipe, task, split_train, config.batch_size)
+    model = build_model(recipe, base, task.labels, calibration, options.seed)
     if recipe.kind == "base":
-        final = task.evaluate(model, split_eval, config.eval_batch_size)
+        with autocast(config.precision, device_of(model)):
+            final = task.evaluate(model, split_eval, config.eval_batch_size)
         return {"name": recipe.name, "description": recipe.description, "kind": recipe.kind,
                 "trained": False, "accuracy": final["accuracy"], "macro_f1": final["macro_f1"],
                 "eval_loss": final["loss"], **count_parameters(recipe, model),
                 "adapter_bytes": 0, "train_seconds": 0.0, "steps": 0, "history": [],
                 "wall_seconds": time.perf_counter() - started, **_task_metrics(final, task),
-                **_answers(task, model, samples or [])}
+                **_answers(task, model, samples or [], config.precision)}
     # what the optimizer holds at the start: a lottery schedule's dense phase holds more than
     # the adapter keeps, and that is what its training cost
     trained_at_start = count_parameters(recipe, model)["trainable_params"]
@@ -137,7 +147,7 @@ def run_method(recipe: Recipe, task, split_train: list, split_eval: list, option
         "learning_rate": config.learning_rate, "best_step": result.best_step,
         "history": result.history, **_task_metrics(final, task),
         **({"spread": spread} if spread is not None else {}),
-        **_answers(task, model, samples or []),
+        **_answers(task, model, samples or [], config.precision),
     }
 
 
@@ -166,6 +176,9 @@ def _check_options(options: PocOptions) -> None:
         raise PocError(f"--budget must be one of {list(BUDGETS)}, got {options.budget!r}")
     if options.task is not None and options.task not in TASKS:
         raise PocError(f"--task must be one of {list(TASKS)}, got {options.task!r}")
+    if options.precision is not None and options.precision not in PRECISION_SETTINGS:
+        raise PocError(f"--precision must be one of {list(PRECISION_SETTINGS)}, got "
+                       f"{options.precision!r}")
     if options.metric is not None and options.metric not in QUALITY_METRICS:
         raise PocError(f"--metric must be one of {list(QUALITY_METRICS)}, got "
                        f"{options.metric!r}")
@@ -208,6 +221,7 @@ def run_poc(options: PocOptions) -> dict:
     from .assets import resolve_model
     from .data import load_dataset
 
+    started = time.perf_counter()
     _check_options(options)
     split = load_dataset(options.data, options.eval_data, text_column=options.text_column,
                          label_column=options.label_column, prompt_column=options.prompt_column,
@@ -220,6 +234,13 @@ def run_poc(options: PocOptions) -> dict:
                        "compare methods on prompt/response data")
     options = dataclasses.replace(options, model=options.model or DEFAULT_MODELS[task_name])
     budget = (GENERATE_BUDGETS if task_name == "generate" else BUDGETS)[options.budget]
+    precision_setting = options.precision or budget.get("precision")
+    precision: dict = {}
+    if precision_setting is not None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        value, why = resolve_precision(precision_setting, device)
+        precision = {"precision": value, "precision_reason": why}
+        budget = {**budget, "train": {**budget["train"], "precision": value}}
     train_rows = subset_rows(split.train, budget["train_rows"], options.seed)
     eval_rows = subset_rows(split.eval, budget["eval_rows"], options.seed + 1)
     model_path = str(resolve_model(options.model))
@@ -265,7 +286,7 @@ def run_poc(options: PocOptions) -> dict:
         "task": "generate" if task_name == "generate" else "classification",
         "budget": options.budget,
         "budget_rule": budget_rule(budget["train"], len(train_rows)),
-        "seed": options.seed, **extra,
+        "seed": options.seed, **precision, **extra,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "spadapt_version": __version__,
         "machine": machine_info(), "methods": [],
     }
@@ -290,4 +311,8 @@ def run_poc(options: PocOptions) -> dict:
     from .report import write_report
 
     write_report(options.out, lang=options.lang)
+    # this invocation's wall time, loading and the report included (a resumed run's covers
+    # only what it ran)
+    results["run_seconds"] = time.perf_counter() - started
+    _write_json(results_path, results)
     return results

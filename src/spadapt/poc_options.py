@@ -51,6 +51,12 @@ class PocOptions:
                                      f"{','.join(GENERATE_METHODS)} to generate).")
     budget: str = described("quick", help="quick (minutes), standard (the real comparison), "
                             "or smoke (seconds; for tests).")
+    precision: str | None = described(None, help="Precision of every method's training and "
+                                      "evaluation forwards: fp32, bf16 (autocast) or auto "
+                                      "(bf16 where the hardware computes it natively: a CUDA "
+                                      "GPU with bf16, a CPU with AVX512-BF16 or AMX; else "
+                                      "fp32). Default: auto for the quick budget, else each "
+                                      "recipe's own (fp32).")
     lang: str = described("en", help="Report language: en or ja.")
     seed: int = described(0, help="Seed of the split, initialisation and data order.")
     skip_bad_rows: bool = described(False, help="Skip bad rows (listed in the report) "

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .errors import SpadaptError
+from .tasks.common import device_of
 
 
 class PredictError(SpadaptError):
@@ -71,10 +72,13 @@ def predict_texts(model, task, texts: list[str]) -> list[dict]:
 
 def evaluate_file(model, task, data: str, text_column: str = "text",
                   label_column: str = "label", skip_bad_rows: bool = False,
-                  prompt_column: str = "prompt", response_column: str = "response") -> dict:
+                  prompt_column: str = "prompt", response_column: str = "response",
+                  precision: str = "fp32") -> dict:
     """The adapter's metrics on every valid row of `data`: accuracy, macro-F1 and confusion
-    matrix for a classifier; response loss, perplexity and exact match for a causal LM."""
+    matrix for a classifier; response loss, perplexity and exact match for a causal LM.
+    `precision` "bf16" evaluates under bf16 autocast, as a PoC run in bf16 did."""
     from .data import load_dataset
+    from .train.levers import autocast
 
     # A file is evaluated on all its rows; a builtin dataset on its own evaluation split.
     rows_of = None if data.startswith("builtin:") else data
@@ -82,7 +86,7 @@ def evaluate_file(model, task, data: str, text_column: str = "text",
         split = load_dataset(data, rows_of, prompt_column=prompt_column,
                              response_column=response_column, task="causal_lm",
                              skip_bad_rows=skip_bad_rows)
-        with torch.no_grad():
+        with torch.no_grad(), autocast(precision, device_of(model)):
             metrics = task.evaluate(model, split.eval)
         return {"data": data, "rows": len(split.eval), "rejected_rows": len(split.rejected),
                 **metrics}
@@ -94,7 +98,7 @@ def evaluate_file(model, task, data: str, text_column: str = "text",
                            f"(it knows {task.labels})")
     remap = {i: task.labels.index(name) for i, name in enumerate(split.labels)}
     examples = [type(e)(e.text, remap[e.label]) for e in split.eval]
-    with torch.no_grad():
+    with torch.no_grad(), autocast(precision, device_of(model)):
         metrics = task.evaluate(model, examples)
     return {"data": data, "rows": len(examples), "rejected_rows": len(split.rejected),
             "labels": task.labels, **metrics}

@@ -66,15 +66,22 @@ def evaluate(
     model: str | None = typer.Option(None, help="Base model (default: the one recorded in "
                                      "the adapter)."),
     skip_bad_rows: bool = typer.Option(False, help="Skip bad rows instead of stopping."),
+    precision: str = typer.Option("fp32", help="fp32, or bf16: the forwards under bf16 "
+                                  "autocast, as a PoC run whose results.json says "
+                                  "\"precision\": \"bf16\" evaluated."),
 ) -> None:
     """A saved adapter's metrics on a file (JSON): accuracy, macro-F1 and confusion matrix for
     a classifier; response loss, perplexity and exact match for a causal-LM adapter."""
     with exit_codes():
-        from ..predict import evaluate_file, load_adapted
+        from ..predict import PredictError, evaluate_file, load_adapted
+        from ..train.levers import PRECISIONS
 
+        if precision not in PRECISIONS:
+            raise PredictError(f"--precision must be one of {list(PRECISIONS)}, got "
+                               f"{precision!r}")
         adapted, task = load_adapted(adapter, model)
         metrics = evaluate_file(adapted, task, data, text_column, label_column, skip_bad_rows,
-                                prompt_column, response_column)
+                                prompt_column, response_column, precision)
     typer.echo(json.dumps(metrics, indent=2))
 
 

@@ -46,9 +46,9 @@ def _finish(results: dict, out: Path) -> None:
 
 
 POC_FIELDS = ["data", "eval_data", "task", "text_column", "label_column", "prompt_column",
-              "response_column", "chat_template", "metric", "model", "methods", "budget", "lang",
-              "seed", "skip_bad_rows", "resume", "progress", "tune", "tune_trials",
-              "tune_max_nonzero", "out"]
+              "response_column", "chat_template", "metric", "model", "methods", "budget",
+              "precision", "lang", "seed", "skip_bad_rows", "resume", "progress", "tune",
+              "tune_trials", "tune_max_nonzero", "out"]
 
 
 @dataclass_options(PocOptions, POC_FIELDS, overrides={"methods": {

@@ -182,7 +182,8 @@ def answers(results: Results, lang: str) -> list[Answers]:
 
 
 def budget_text(results: Results, lang: str) -> str:
-    """The budget's name and, when results.json records it, the rule every method ran under."""
+    """The budget's name and, when results.json records it, the rule every method ran under
+    (with bf16 autocast named when the run used it)."""
     s = strings(lang, results.metric)
     name = results.budget or s["unknown"]
     rule = results.budget_rule
@@ -190,11 +191,14 @@ def budget_text(results: Results, lang: str) -> str:
         return name
     values = {"name": name, "train": fmt.count(results.train_rows),
               "batch": rule.get("batch_size", "?")}
+    precision = s["budget_bf16"] if rule.get("precision") == "bf16" else ""
     if rule.get("max_steps") and not rule.get("early_stopping_patience"):
-        return s["budget_steps"].format(steps=rule.get("steps", rule["max_steps"]), **values)
+        return s["budget_steps"].format(steps=rule.get("steps", rule["max_steps"]),
+                                        **values) + precision
     patience = rule.get("early_stopping_patience")
     stop = s["budget_stop"].format(patience=patience) if patience else ""
-    return s["budget_epochs"].format(epochs=rule.get("epochs", "?"), stop=stop, **values)
+    return s["budget_epochs"].format(epochs=rule.get("epochs", "?"), stop=stop,
+                                     **values) + precision
 
 
 def footer(results: Results, lang: str) -> list[tuple[str, str]]:

@@ -100,6 +100,8 @@ _EN: dict[str, str] = {
     "budget_epochs": "{name}: every method trains up to {epochs} passes over the same {train} "
                      "training rows, {batch} rows a step{stop}",
     "budget_stop": ", with early stopping (patience {patience})",
+    "budget_bf16": "; training and evaluation forwards in bf16 autocast (weights and "
+                   "optimizer state stay fp32)",
     "f_seed": "Seed",
     "f_machine": "Machine",
     "f_version": "spadapt version",
@@ -238,6 +240,8 @@ _JA: dict[str, str] = {
     "budget_epochs": "{name}：全手法が同じ学習データ {train} 行を最大 {epochs} 周、1 ステップ "
                      "{batch} 行{stop}",
     "budget_stop": "（評価 {patience} 回改善なしで停止）",
+    "budget_bf16": "。学習と評価の順伝播は bf16 自動混合精度（重みとオプティマイザの状態は "
+                   "fp32 のまま）",
     "f_seed": "シード",
     "f_machine": "マシン",
     "f_version": "spadapt バージョン",

@@ -53,9 +53,9 @@ class TrainConfig:
         False, help="recompute the base's activations in backward (transformers' gradient "
         "checkpointing, non-reentrant): less memory, more time")
     precision: Literal["fp32", "bf16"] = described(
-        "fp32", help="bf16: the training forward under bf16 autocast (torch.autocast, as "
-        "Accelerate's mixed precision; CPU and CUDA); trained values, optimizer state and "
-        "evaluation stay fp32")
+        "fp32", help="bf16: the training and evaluation forwards under bf16 autocast "
+        "(torch.autocast, as Accelerate's mixed precision; CPU and CUDA); trained values, "
+        "optimizer state, losses and metrics stay fp32")
     base_quantization: Literal["none", "int8", "nf4"] = described(
         "none", help="int8: the frozen base's linear weights held in int8 (torchao weight-only, "
         "CPU and CUDA; adapters, heads and the output embedding stay fp32; merging is then "

@@ -6,6 +6,8 @@
   an `AdaptedModel` takes its fingerprints first.
 - `autocast(precision, device)`: the forward under bf16 autocast for precision "bf16" (what
   Accelerate's mixed precision does); trained values and optimizer state stay fp32.
+- `resolve_precision(precision, device)`: "auto" made concrete: bf16 where the device computes
+  it natively (`native_bf16`), else fp32.
 
 `spadapt.train` applies them from its config; the decoder benchmarks apply the same functions
 to the competitors they time, so both measure one implementation.
@@ -14,6 +16,7 @@ to the competitors they time, so both measure one implementation.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -23,6 +26,43 @@ from ..quantize import is_quantized, quantize_frozen_linears
 from .config import TrainConfigError
 
 PRECISIONS = ("fp32", "bf16")
+# CPU feature flags (Linux /proc/cpuinfo) of native bf16 matrix products: AVX512-BF16 (Intel
+# Cooper Lake and later, AMD Zen 4 and later) and AMX (Intel Sapphire Rapids and later)
+NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+CPU_INFO = Path("/proc/cpuinfo")
+
+
+def native_bf16(device: torch.device | str, cpu_info: Path = CPU_INFO) -> bool:
+    """Does `device` compute bf16 matrix products natively, so that bf16 autocast is faster
+    than fp32 there? A CUDA GPU: `torch.cuda.is_bf16_supported()`. A CPU: one of
+    `NATIVE_BF16_CPU_FLAGS` in `cpu_info`; False where that file cannot be read (not Linux),
+    since emulated bf16 is slower than fp32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        text = cpu_info.read_text(errors="replace")
+    except OSError:
+        return False
+    flags = {word for line in text.splitlines() if line.startswith("flags")
+             for word in line.partition(":")[2].split()}
+    return any(flag in flags for flag in NATIVE_BF16_CPU_FLAGS)
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> tuple[str, str]:
+    """(precision, why) for a run's `precision` setting: "fp32" and "bf16" as they are
+    (why: "set"); "auto" is bf16 where `native_bf16(device)` (why: "native_bf16"), else fp32
+    (why: "no_native_bf16")."""
+    if precision in PRECISIONS:
+        return precision, "set"
+    if precision != "auto":
+        raise TrainConfigError(f"precision must be one of {(*PRECISIONS, 'auto')}, got "
+                               f"{precision!r}")
+    if native_bf16(device):
+        return "bf16", "native_bf16"
+    return "fp32", "no_native_bf16"
 
 
 def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:

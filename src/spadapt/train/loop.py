@@ -210,7 +210,8 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
     last_evaluation: dict = {}  # step -> metrics of the latest evaluation in this process
 
     def evaluate() -> None:
-        metrics = task.evaluate(unwrapped, eval_examples, config.eval_batch_size)
+        with autocast(config.precision, accelerator.device):
+            metrics = task.evaluate(unwrapped, eval_examples, config.eval_batch_size)
         last_evaluation.clear()
         last_evaluation[state["step"]] = metrics
         record(metrics)
@@ -302,7 +303,8 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
         unwrapped.finalize_masks()
     final = last_evaluation.get(state["step"]) if unchanged else None
     if final is None:
-        final = task.evaluate(unwrapped, eval_examples, config.eval_batch_size)
+        with autocast(config.precision, accelerator.device):
+            final = task.evaluate(unwrapped, eval_examples, config.eval_batch_size)
     unwrapped.eval()
     return TrainResult(
         history=state["history"], final_metrics=final, best_step=state["best_step"],
