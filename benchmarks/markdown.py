@@ -22,7 +22,7 @@ from pathlib import Path
 from spadapt import atomic
 from spadapt.report import fmt
 
-from . import decoder_markdown
+from . import decoder_markdown, poc_markdown
 from .common import RESULTS_DIR, paired_difference
 from .tables import machine_line, range_text, verdict
 
@@ -538,6 +538,7 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
         steps = training_steps(result)
         for dataset, table in result["summary"].items():
             rows += _claim_rows(f"{dataset}, {steps} steps", table)
+    rows += poc_markdown.quick_target_rows(poc_markdown.quick_runs())
     lines = ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return lines + ["", "Written by `python -m benchmarks markdown` from "
@@ -711,6 +712,7 @@ def generated() -> str:
     for result in _sweep_results():
         lines += sweep_section(result)
     lines += poc_section()
+    lines += poc_markdown.quick_section(poc_markdown.quick_runs())
     generate = load_result("generate_quality")
     if generate and generate.get("runs"):
         lines += generate_section(generate)

@@ -596,3 +596,45 @@ def test_selection_run_average_counts_regrowths_until_prune_end() -> None:
     assert selection.run_seconds("sparse_delta_regrow", medians, 256) == pytest.approx(
         8 * 14.0 + (256 / 20 - 8) * 12.0)
     assert selection.run_seconds("sparse_delta", medians, 256) == pytest.approx(12.0 / 20 * 256)
+
+
+def test_quick_poc_section_marks_the_recommendation_and_judges_time_and_picks(
+        tmp_path) -> None:
+    from benchmarks import poc_markdown
+
+    def method(name, accuracy, nonzero, **extra):
+        return {"name": name, "accuracy": accuracy, "macro_f1": accuracy, "trained": True,
+                "nonzero_params": nonzero, "trainable_params": nonzero,
+                "adapter_bytes": 4 * nonzero, "train_seconds": 60.0, "wall_seconds": 70.0,
+                "step_seconds_median": 0.5, "peak_memory_bytes": 10**9,
+                **extra}
+
+    def run(dataset, seconds, methods, **extra):
+        result = {"dataset": {"name": f"builtin:{dataset}", "train_rows": 100,
+                              "eval_rows": 10, "labels": ["a", "b"]},
+                  "base_model": {"name": "tiny", "parameters": 1_000_000},
+                  "budget": "quick", "seed": 0, "methods": methods, **extra}
+        if seconds is not None:
+            result["run_seconds"] = seconds
+        (tmp_path / f"poc_quick_{dataset}_seed0.json").write_text(json.dumps(result))
+
+    full = method("full", 0.80, 1_000_000)
+    run("alpha", 540.0, [full, method("lora", 0.79, 5_000), method("sparse", 0.795, 2_000)],
+        precision="bf16")
+    run("beta", 660.0, [full, method("lora", 0.795, 5_000), method("sparse", 0.70, 2_000)])
+    run("gamma", None, [full, method("sparse_delta", 0.81, 9_000),
+                        {"name": "adapter", "error": "RuntimeError: boom"}])
+    runs = poc_markdown.quick_runs(tmp_path)
+    assert [r["dataset"]["name"] for r in runs] == [
+        "builtin:alpha", "builtin:beta", "builtin:gamma"]
+    section = "\n".join(poc_markdown.quick_section(runs))
+    assert "| alpha | 0 | bf16 | 9 min 00 s | sparse ★ | accuracy | 0.795 |" in section
+    assert "| beta | 0 | fp32 | 11 min 00 s | lora ★ |" in section
+    assert "| gamma | 0 | fp32 | — | sparse_delta ★ |" in section
+    assert "| gamma | 0 | fp32 | — | adapter | failed: RuntimeError: boom |" in section
+    rows = poc_markdown.quick_target_rows(runs)
+    assert rows[:2] == [("alpha: quick PoC (seed 0, bf16) ≤ 10 min", "9.0 min", "**met**"),
+                        ("beta: quick PoC (seed 0, fp32) ≤ 10 min", "11.0 min", "**missed**")]
+    target, measured, said = rows[2]
+    assert "≥ 3 datasets" in target and said == "**missed**"
+    assert measured == "2 of 3 (alpha: sparse, beta: lora, gamma: sparse_delta)"
