@@ -37,6 +37,10 @@ def _dataset(run: dict) -> str:
     return run["dataset"]["name"].removeprefix("builtin:")
 
 
+def _precision(run: dict) -> str:
+    return run.get("precision", "fp32")  # runs from before --precision ran in fp32
+
+
 def _metric(run: dict) -> str:
     return run.get("metric") or "accuracy"
 
@@ -63,16 +67,15 @@ def quick_section(runs: list[dict]) -> list[str]:
         chosen = recommend(parse_results(run))
         metric = _metric(run)
         total = _minutes(run["run_seconds"]) if "run_seconds" in run else "—"
+        prefix = f"| {_dataset(run)} | {run['seed']} | {_precision(run)} | {total} |"
         for method in run["methods"]:
             if "error" in method:
-                lines.append(f"| {_dataset(run)} | {run['seed']} | "
-                             f"{run.get('precision', 'fp32')} | {total} | {method['name']} | "
-                             f"failed: {method['error'][:80]} | | | | | |")
+                lines.append(f"{prefix} {method['name']} | failed: {method['error'][:80]} "
+                             "| | | | | |")
                 continue
             mark = " ★" if chosen is not None and chosen.name == method["name"] else ""
             lines.append(
-                f"| {_dataset(run)} | {run['seed']} | {run.get('precision', 'fp32')} "
-                f"| {total} | {method['name']}{mark} | {metric} | {method[metric]:.3f} | "
+                f"{prefix} {method['name']}{mark} | {metric} | {method[metric]:.3f} | "
                 f"{method['nonzero_params']:,} | {fmt.size(method['adapter_bytes'])} | "
                 f"{method['train_seconds']:.0f} s | {method['wall_seconds']:.0f} s |")
     return lines + [""]
@@ -86,7 +89,7 @@ def quick_target_rows(runs: list[dict]) -> list[tuple[str, str, str]]:
         if "run_seconds" in run:
             minutes = run["run_seconds"] / 60
             rows.append((f"{_dataset(run)}: quick PoC (seed {run['seed']}, "
-                         f"{run.get('precision', 'fp32')}) ≤ {QUICK_MINUTES:g} min",
+                         f"{_precision(run)}) ≤ {QUICK_MINUTES:g} min",
                          f"{minutes:.1f} min", verdict(minutes, QUICK_MINUTES)))
     classify = [r for r in runs if r.get("task") != "generate"]
     if classify:

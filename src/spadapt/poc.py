@@ -44,11 +44,10 @@ from .tasks import CausalLMTask, ClassificationTask
 from .tasks.answer_metrics import short_answers
 from .tasks.causal_lm import QUALITY_METRICS
 from .tasks.common import device_of
-from .train.levers import PRECISIONS, autocast, resolve_precision
+from .train.levers import PRECISION_SETTINGS, autocast, resolve_precision
 
 ANSWER_SAMPLES = 5  # evaluation prompts whose answers the report shows side by side
 DATA_TASKS = {"classify": "classification", "generate": "causal_lm"}  # --task → the data's
-PRECISION_SETTINGS = (*PRECISIONS, "auto")  # --precision
 
 
 class PocError(SpadaptError):

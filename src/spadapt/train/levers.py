@@ -26,6 +26,7 @@ from ..quantize import is_quantized, quantize_frozen_linears
 from .config import TrainConfigError
 
 PRECISIONS = ("fp32", "bf16")
+PRECISION_SETTINGS = (*PRECISIONS, "auto")  # what a run may ask for (`resolve_precision`)
 # CPU feature flags (Linux /proc/cpuinfo) of native bf16 matrix products: AVX512-BF16 (Intel
 # Cooper Lake and later, AMD Zen 4 and later) and AMX (Intel Sapphire Rapids and later)
 NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -57,8 +58,8 @@ def resolve_precision(precision: str, device: torch.device | str) -> tuple[str, 
     (why: "no_native_bf16")."""
     if precision in PRECISIONS:
         return precision, "set"
-    if precision != "auto":
-        raise TrainConfigError(f"precision must be one of {(*PRECISIONS, 'auto')}, got "
+    if precision not in PRECISION_SETTINGS:
+        raise TrainConfigError(f"precision must be one of {PRECISION_SETTINGS}, got "
                                f"{precision!r}")
     if native_bf16(device):
         return "bf16", "native_bf16"

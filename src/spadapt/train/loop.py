@@ -209,9 +209,13 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
 
     last_evaluation: dict = {}  # step -> metrics of the latest evaluation in this process
 
-    def evaluate() -> None:
+    def measure() -> dict:
+        """The task's metrics on the evaluation rows, under the run's precision."""
         with autocast(config.precision, accelerator.device):
-            metrics = task.evaluate(unwrapped, eval_examples, config.eval_batch_size)
+            return task.evaluate(unwrapped, eval_examples, config.eval_batch_size)
+
+    def evaluate() -> None:
+        metrics = measure()
         last_evaluation.clear()
         last_evaluation[state["step"]] = metrics
         record(metrics)
@@ -303,8 +307,7 @@ def train(model: nn.Module, task, train_examples: Sequence, eval_examples: Seque
         unwrapped.finalize_masks()
     final = last_evaluation.get(state["step"]) if unchanged else None
     if final is None:
-        with autocast(config.precision, accelerator.device):
-            final = task.evaluate(unwrapped, eval_examples, config.eval_batch_size)
+        final = measure()
     unwrapped.eval()
     return TrainResult(
         history=state["history"], final_metrics=final, best_step=state["best_step"],
