@@ -93,6 +93,21 @@ def test_a_killed_study_resumes_until_it_holds_the_total(workspace) -> None:
     assert len(_rows(options.out / "trials.csv")) == 5
 
 
+def test_trials_run_at_the_precision_the_study_records(workspace) -> None:
+    plain = run_tune(_options(workspace, "fp32", trials=1))
+    assert (plain["precision"], plain["precision_reason"]) == ("fp32", None)  # smoke sets none
+    assert "precision" not in load_recipe(workspace["root"] / "fp32" / "best.yaml").train
+    options = _options(workspace, "bf16", trials=1, precision="bf16")
+    found = run_tune(options)
+    assert (found["precision"], found["precision_reason"]) == ("bf16", "set")
+    assert found["best"]["recipe"]["train"]["precision"] == "bf16"  # what the trial trained
+    recipe = load_recipe(options.out / "best.yaml")
+    assert recipe.train_config().precision == "bf16"  # best.yaml trains as its trial did
+    with pytest.raises(TuneError, match="ran its trials at bf16; resume it with --precision bf16"):
+        run_tune(_options(workspace, "bf16", trials=2, precision="fp32", resume=True))
+    assert len(_study(options).get_trials()) == 1  # nothing ran at the other precision
+
+
 def test_among_equally_accurate_trials_the_smaller_adapter_is_best(tmp_path) -> None:
     from spadapt.tune.study import write_outputs
 
@@ -194,6 +209,7 @@ def test_max_nonzero_is_a_share_or_a_count() -> None:
     (["--max-nonzero", "lots"], "--max-nonzero must be"),
     (["--budget", "huge"], "--budget must be one of"),
     (["--objective", "fastest"], "--objective must be one of"),
+    (["--precision", "fp16"], "--precision must be one of"),
 ])
 def test_bad_options_exit_2_with_a_message(workspace, arguments, message) -> None:
     out = workspace["root"] / f"bad{len(arguments[1])}{arguments[0]}"
@@ -221,10 +237,11 @@ def test_poc_tune_adds_the_tuned_method_and_the_search_to_the_report(workspace) 
     result = CliRunner().invoke(app, ["poc", "--data", workspace["data"], "--model",
                                       workspace["model"], "--budget", "smoke", "--methods",
                                       "sparse", "--tune", "--tune-trials", "2",
-                                      "--tune-max-nonzero", "2%", "--out", str(out),
-                                      "--no-progress"])
+                                      "--tune-max-nonzero", "2%", "--precision", "bf16",
+                                      "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
+    assert results["search"]["precision"] == results["precision"] == "bf16"  # one precision
     assert [m["name"] for m in results["methods"]] == ["sparse", "tuned"]
     search = results["search"]
     assert search["trials"] == 2 and search["completed"] + search["pruned"] == 2

@@ -9,6 +9,7 @@ from torch import nn
 
 from .peft_methods import lora_model, shira_model
 from .recipe import Recipe
+from .train.levers import resolve_precision
 
 # How much each method gets. quick: a first look in minutes; standard: the real comparison.
 BUDGETS: dict[str, dict] = {
@@ -66,6 +67,19 @@ def budget_rule(train: dict, train_rows: int) -> dict:
             "batch_size": batch, "early_stopping_patience": train.get("early_stopping_patience"),
             **({"precision": train["precision"]} if "precision" in train else {})}
 
+
+def with_precision(budget: dict, setting: str | None) -> tuple[dict, dict]:
+    """`budget` with the precision of its forwards resolved for this machine's device:
+    `setting` (a `--precision`), else the budget's own default ("auto" on quick). Returns
+    (the budget with `train.precision` set, {"precision", "precision_reason"} for
+    results.json); where neither sets one, the budget as it is and {} (each recipe's own)."""
+    chosen = setting or budget.get("precision")
+    if chosen is None:
+        return budget, {}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    value, why = resolve_precision(chosen, device)
+    return ({**budget, "train": {**budget["train"], "precision": value}},
+            {"precision": value, "precision_reason": why})
 
 
 def subset_rows(examples: list, rows: int | None, seed: int) -> list:

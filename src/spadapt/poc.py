@@ -35,6 +35,7 @@ from .method_runs import (  # noqa: F401 (BUDGETS, build_model, ...: spadapt.poc
     count_parameters,
     load_seeded_base,
     subset_rows,
+    with_precision,
 )
 from .peft_methods import shira_rank
 from .poc_options import DEFAULT_METHODS, DEFAULT_MODELS, GENERATE_METHODS, TASKS, PocOptions
@@ -44,7 +45,7 @@ from .tasks import CausalLMTask, ClassificationTask
 from .tasks.answer_metrics import short_answers
 from .tasks.causal_lm import QUALITY_METRICS
 from .tasks.common import device_of
-from .train.levers import PRECISION_SETTINGS, autocast, resolve_precision
+from .train.levers import PRECISION_SETTINGS, autocast
 
 ANSWER_SAMPLES = 5  # evaluation prompts whose answers the report shows side by side
 DATA_TASKS = {"classify": "classification", "generate": "causal_lm"}  # --task → the data's
@@ -161,8 +162,8 @@ def run_search(options: PocOptions) -> tuple[dict, Recipe | None]:
         out=directory, data=options.data, eval_data=options.eval_data,
         text_column=options.text_column, label_column=options.label_column, model=options.model,
         budget=options.budget, trials=options.tune_trials,
-        max_nonzero=options.tune_max_nonzero, seed=options.seed, resume=options.resume,
-        progress=options.progress))
+        max_nonzero=options.tune_max_nonzero, precision=options.precision, seed=options.seed,
+        resume=options.resume, progress=options.progress))
     best = found.pop("best")
     search = {**found, "directory": "tune", "best": best}
     if best is None:
@@ -233,13 +234,7 @@ def run_poc(options: PocOptions) -> dict:
                        "compare methods on prompt/response data")
     options = dataclasses.replace(options, model=options.model or DEFAULT_MODELS[task_name])
     budget = (GENERATE_BUDGETS if task_name == "generate" else BUDGETS)[options.budget]
-    precision_setting = options.precision or budget.get("precision")
-    precision: dict = {}
-    if precision_setting is not None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        value, why = resolve_precision(precision_setting, device)
-        precision = {"precision": value, "precision_reason": why}
-        budget = {**budget, "train": {**budget["train"], "precision": value}}
+    budget, precision = with_precision(budget, options.precision)
     train_rows = subset_rows(split.train, budget["train_rows"], options.seed)
     eval_rows = subset_rows(split.eval, budget["eval_rows"], options.seed + 1)
     model_path = str(resolve_model(options.model))

@@ -11,9 +11,9 @@ from ..tune.options import TuneOptions
 from .exits import exit_codes
 from .options import dataclass_options
 
-TUNE_FIELDS = ["data", "eval_data", "text_column", "label_column", "model", "budget", "trials",
-               "minutes", "max_nonzero", "objective", "validation_rows", "seed", "resume",
-               "progress", "out"]
+TUNE_FIELDS = ["data", "eval_data", "text_column", "label_column", "model", "budget", "precision",
+               "trials", "minutes", "max_nonzero", "objective", "validation_rows", "seed",
+               "resume", "progress", "out"]
 
 
 @dataclass_options(TuneOptions, TUNE_FIELDS)

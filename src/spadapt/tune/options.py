@@ -25,6 +25,11 @@ class TuneOptions:
                            "Hugging Face folder.")
     budget: str = described("quick", help="Training budget of each trial: smoke, quick or "
                             "standard (as `spadapt poc --budget`).")
+    precision: str | None = described(None, help="Precision of every trial's training and "
+                                      "validation forwards: fp32, bf16 (autocast) or auto "
+                                      "(bf16 where the hardware computes it natively). "
+                                      "Default: the budget's (auto on quick, else fp32); "
+                                      "best.yaml records what the trials ran at.")
     trials: int = described(20, help="Trials the study holds when done (--resume continues "
                             "the same study up to this many).")
     minutes: float | None = described(None, help="Stop starting trials after this many "

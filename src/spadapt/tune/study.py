@@ -31,8 +31,10 @@ from ..method_runs import (
     count_parameters,
     load_seeded_base,
     subset_rows,
+    with_precision,
 )
 from ..recipe import Recipe
+from ..train.levers import PRECISION_SETTINGS
 from .options import TuneOptions
 from .space import (
     BudgetCounter,
@@ -69,6 +71,7 @@ class TuneData:
     train: dict  # TrainConfig fields of the budget: every trial's, and best.yaml's
     max_nonzero: int  # the constraint, in values
     seed: int
+    precision_reason: str | None = None  # why the trials run at train["precision"] (None: unset)
 
 
 def split_rows(training: list, train_rows: int | None, validation_rows: int,
@@ -105,6 +108,9 @@ def prepare(options: TuneOptions) -> TuneData:
     if options.objective not in OBJECTIVES:
         raise TuneError(f"--objective must be one of {', '.join(OBJECTIVES)}; got "
                         f"{options.objective!r}")
+    if options.precision is not None and options.precision not in PRECISION_SETTINGS:
+        raise TuneError(f"--precision must be one of {', '.join(PRECISION_SETTINGS)}; got "
+                        f"{options.precision!r}")
     if options.trials < 1:
         raise TuneError(f"--trials must be at least 1, got {options.trials}")
     if options.minutes is not None and not options.minutes > 0:
@@ -114,7 +120,7 @@ def prepare(options: TuneOptions) -> TuneData:
     if split.task != "classification":
         raise TuneError(f"{options.data}: spadapt tune searches classification tasks; this "
                         f"data is {split.task!r}")
-    budget = BUDGETS[options.budget]
+    budget, precision = with_precision(BUDGETS[options.budget], options.precision)
     train, validation = split_rows(split.train, budget["train_rows"], options.validation_rows,
                                    options.seed)
     model_path = str(resolve_model(options.model))
@@ -127,7 +133,7 @@ def prepare(options: TuneOptions) -> TuneData:
                     validation_rows=validation,
                     train={**budget["train"], "early_stopping_patience": None},
                     max_nonzero=parse_max_nonzero(options.max_nonzero, base_parameters),
-                    seed=options.seed)
+                    seed=options.seed, precision_reason=precision.get("precision_reason"))
 
 
 def train_recipe(recipe: Recipe, data: TuneData, out_dir: Path | None = None,
@@ -164,7 +170,8 @@ def default_pruner():
                                        n_warmup_steps=PRUNE_FROM_EVALUATION)
 
 
-def _open_study(options: TuneOptions, pruner):
+def _open_study(options: TuneOptions, pruner, precision: str):
+    """The study in OUT (created, or loaded with --resume), its trials at `precision`."""
     import optuna
 
     path = options.out / "study.db"
@@ -184,6 +191,14 @@ def _open_study(options: TuneOptions, pruner):
         study_name=STUDY_NAME, storage=storage, directions=directions, load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=options.seed),
         pruner=pruner if pruner is not None else default_pruner())
+    if fresh:
+        study.set_user_attr("precision", precision)
+    else:  # studies written before the attribute ran their trials in fp32
+        held_precision = study.user_attrs.get("precision", "fp32")
+        if held_precision != precision:
+            raise TuneError(f"{path} ran its trials at {held_precision}; resume it with "
+                            f"--precision {held_precision} (this run resolved {precision}), "
+                            "or choose another --out")
     if not fresh:  # one process runs a study: a trial still "running" was killed with it
         study_id = storage.get_study_id_from_name(STUDY_NAME)
         for trial in study.get_trials(deepcopy=False,
@@ -201,7 +216,7 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = prepare(options)
-    study, fresh = _open_study(options, pruner)
+    study, fresh = _open_study(options, pruner, data.train.get("precision", "fp32"))
     counter = BudgetCounter(data.base, data.task.labels)
     if fresh:
         for params in shipped_points(counter, data.max_nonzero)[:options.trials]:
@@ -281,6 +296,8 @@ def summary(study, data: TuneData) -> dict:
         "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
         "seconds": sum(t.user_attrs.get("seconds") or 0.0 for t in trials),
         "validation_rows": len(data.validation_rows), "max_nonzero": data.max_nonzero,
+        "precision": data.train.get("precision", "fp32"),
+        "precision_reason": data.precision_reason,
         "points": [[t.user_attrs["nonzero_params"], accuracy_of(t)] for t in trials
                    if t.state.name == "COMPLETE"],
         "front": [t.number for t in front(study)],
