@@ -23,6 +23,9 @@ learning rate (the head's own rate, where a recipe sets one, stays), as methods 
 `<method>@<scale>x`; `--validation-rows N` also scores every run on N training-split rows that
 are not among its training rows, so that a learning rate can be chosen without the evaluation
 rows (BENCHMARKS.md chooses by seed 0's validation accuracy and reports the evaluation rows).
+`--warmup-ratios 0,0.1` and `--head-lr-scales 1,3` vary the warm-up and the head's rate the
+same way, as configurations of the method (`<method>+warmup0`, `<method>+head3x`; the
+defaults keep the method's own name).
 
 A recipe file (the `best.yaml` a `spadapt tune` study writes) runs beside them as a method
 named by `--recipe-file NAME=PATH` (group "tuned"): its adapter at its own size (not solved for
@@ -49,6 +52,7 @@ from torch import nn
 from spadapt import AdaptedModel
 from spadapt.poc import build_model, load_seeded_base, subset_rows
 from spadapt.recipe import load_recipe
+from spadapt.train import TrainConfig
 
 from .common import BATCH_SIZE, RESULTS_DIR, SEQUENCE_LENGTH, write_result
 from .competitors import freeze_except_head, linear_target_layers, linear_targets_regex, shira_rank
@@ -66,6 +70,7 @@ class Entry:
     head_learning_rate: float | None = None  # the recipe's head learning rate
     by_default: bool = True  # run when --methods is not given (variants run only when named)
     calibration_batches: int = 2  # batches of training rows handed to data-driven scorers
+    warmup_ratio: float | None = None  # fraction of steps warmed up; None = TrainConfig's
 
 
 def _lora_layers(base: nn.Module, names: tuple[str, ...]) -> list[nn.Linear]:
@@ -274,6 +279,43 @@ def swept(chosen: list[Entry], scales: list[float]) -> list[Entry]:
             for entry in chosen for scale in scales]
 
 
+def varied(chosen: list[Entry], warmup_ratios: list[float],
+           head_scales: list[float]) -> list[Entry]:
+    """Each entry at each warm-up ratio and each multiple of its head's learning rate (the
+    recipe's head rate, else its learning rate), as configurations of its method:
+    `<name>+warmup<ratio>`, `<name>+head<scale>x`. TrainConfig's warm-up and a head scale of 1
+    keep the entry's name, so a sweep resumes the runs made with the defaults."""
+    default_warmup = TrainConfig().warmup_ratio
+    out = []
+    for entry in chosen:
+        for ratio in warmup_ratios or [default_warmup]:
+            for scale in head_scales or [1.0]:
+                name, description, changes = entry.name, entry.description, {}
+                if ratio != default_warmup:
+                    name += f"+warmup{ratio:g}"
+                    description += f", warm-up {ratio:g}"
+                    changes["warmup_ratio"] = ratio
+                if scale != 1:
+                    head = (entry.head_learning_rate or entry.learning_rate) * scale
+                    name += f"+head{scale:g}x"
+                    description += f", head lr {head:.2g}"
+                    changes["head_learning_rate"] = head
+                out.append(dataclasses.replace(entry, name=name, description=description,
+                                               **changes))
+    return out
+
+
+def method_settings(entry: Entry) -> dict:
+    """What makes an entry's runs comparable: a change makes them stale on `--resume`. The
+    warm-up is recorded only where it is not TrainConfig's, so older result files resume."""
+    settings = {"group": entry.group, "description": entry.description,
+                "learning_rate": entry.learning_rate,
+                "head_learning_rate": entry.head_learning_rate}
+    if entry.warmup_ratio is not None:
+        settings["warmup_ratio"] = entry.warmup_ratio
+    return settings
+
+
 def sweep_base(name: str) -> tuple[str, float]:
     """(configuration, learning-rate scale) of a result name; scale 1 for an unswept one."""
     configuration, _, scale = name.partition("@")
@@ -298,13 +340,23 @@ def nonzero_values(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def train_config(entry: Entry, epochs: int, seed: int) -> TrainConfig:
+    """The benchmark's budget with the entry's learning rates and warm-up."""
+    warmup = {} if entry.warmup_ratio is None else {"warmup_ratio": entry.warmup_ratio}
+    return TrainConfig(learning_rate=entry.learning_rate,
+                       head_learning_rate=entry.head_learning_rate, epochs=epochs,
+                       batch_size=BATCH_SIZE, max_length=SEQUENCE_LENGTH, seed=seed,
+                       early_stopping_patience=None, checkpoint_every=0, progress=False,
+                       log_csv=False, log_tensorboard=False, **warmup)
+
+
 def run_one(entry: Entry, dataset: str, seed: int, options: argparse.Namespace) -> dict:
     from transformers import AutoTokenizer
 
     from spadapt.assets import resolve_model
     from spadapt.data import load_dataset
     from spadapt.tasks import ClassificationTask
-    from spadapt.train import TrainConfig, train
+    from spadapt.train import train
 
     split = load_dataset(f"builtin:{dataset}", seed=seed)
     train_rows = subset_rows(split.train, options.train_rows, seed)
@@ -317,13 +369,8 @@ def run_one(entry: Entry, dataset: str, seed: int, options: argparse.Namespace) 
                    for i in range(entry.calibration_batches)]
     model = entry.build(load_seeded_base(task, path, seed), list(split.labels), calibration,
                         seed)
-    config = TrainConfig(learning_rate=entry.learning_rate,
-                         head_learning_rate=entry.head_learning_rate, epochs=options.epochs,
-                         batch_size=BATCH_SIZE, max_length=SEQUENCE_LENGTH, seed=seed,
-                         early_stopping_patience=None, checkpoint_every=0, progress=False,
-                         log_csv=False, log_tensorboard=False)
     started = time.perf_counter()
-    result = train(model, task, train_rows, eval_rows, config)
+    result = train(model, task, train_rows, eval_rows, train_config(entry, options.epochs, seed))
     scores = {"accuracy": result.final_metrics["accuracy"],
               "macro_f1": result.final_metrics["macro_f1"],
               "nonzero_values": nonzero_values(model), "steps": result.steps,
@@ -378,15 +425,15 @@ def run(options: argparse.Namespace) -> dict:
         chosen = [e for e in chosen if e.name in wanted]
     else:
         chosen = [e for e in chosen if e.by_default or e.group == "tuned"]
+    if options.warmup_ratios or options.head_lr_scales:
+        chosen = varied(chosen, [float(r) for r in options.warmup_ratios.split(",") if r],
+                        [float(s) for s in options.head_lr_scales.split(",") if s])
     if options.lr_scales:
         chosen = swept(chosen, [float(s) for s in options.lr_scales.split(",")])
     settings = {"train_rows": options.train_rows, "eval_rows": options.eval_rows,
                 "epochs": options.epochs, "batch_size": BATCH_SIZE,
                 "sequence_length": SEQUENCE_LENGTH, "budget_fraction": BUDGET_FRACTION,
-                "methods": {e.name: {"group": e.group, "description": e.description,
-                                     "learning_rate": e.learning_rate,
-                                     "head_learning_rate": e.head_learning_rate}
-                            for e in chosen}}
+                "methods": {e.name: method_settings(e) for e in chosen}}
     if options.validation_rows:  # absent otherwise: files written before it stay resumable
         settings["validation_rows"] = options.validation_rows
     previous = json.loads(path.read_text()) if path.exists() and options.resume else {}
@@ -431,6 +478,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr-scales", default="",
                         help="comma-separated multiples of each recipe's learning rate to sweep")
+    parser.add_argument("--warmup-ratios", default="",
+                        help="comma-separated warm-up ratios to sweep (0.1, TrainConfig's, "
+                             "keeps the method's name)")
+    parser.add_argument("--head-lr-scales", default="",
+                        help="comma-separated multiples of each recipe's head learning rate "
+                             "to sweep (1 keeps the method's name)")
     parser.add_argument("--validation-rows", type=int, default=0,
                         help="also score each run on this many held-out training-split rows")
     parser.add_argument("--recipe-file", action="append", default=[], metavar="NAME=PATH",

@@ -22,7 +22,7 @@ from pathlib import Path
 from spadapt import atomic
 from spadapt.report import fmt
 
-from . import decoder_markdown, poc_markdown
+from . import decoder_markdown, poc_markdown, settings_markdown
 from .common import RESULTS_DIR, paired_difference
 from .tables import machine_line, range_text, verdict
 
@@ -142,13 +142,14 @@ def chosen_runs(result: dict) -> dict[str, dict[str, str]]:
     `<method>+<configuration>@<scale>x` for another configuration of the method at the same
     budget) with the best seed-0 validation accuracy, among the methods whose runs all have
     one; a tie goes to the scale nearest the recipe's own rate, then to the method's own
-    configuration, then to the name that sorts first."""
+    configuration, then to the name that sorts first. Warm-up and head-rate variants are not
+    candidates: their own rule (`settings_markdown`) says whether one replaces the recipe's."""
     from .accuracy import method_of, sweep_base
 
     candidates: dict[str, dict[str, list[tuple[float | None, str]]]] = {}
     for key, run in result["runs"].items():
         dataset, name, seed = key.split("/")
-        if seed == "0" and "@" in name:
+        if seed == "0" and "@" in name and not settings_markdown.SETTING.search(name):
             method = method_of(sweep_base(name)[0])
             candidates.setdefault(dataset, {}).setdefault(method, []).append(
                 (run.get("validation_accuracy"), name))
@@ -711,6 +712,7 @@ def generated() -> str:
         lines += sparse_methods_section(result)
     for result in _sweep_results():
         lines += sweep_section(result)
+        lines += settings_markdown.settings_section(result)
     lines += poc_section()
     lines += poc_markdown.quick_section(poc_markdown.quick_runs())
     generate = load_result("generate_quality")

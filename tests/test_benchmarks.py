@@ -327,6 +327,61 @@ def test_swept_entries_scale_only_the_learning_rate() -> None:
     assert sweep_base("full@0.5x") == ("full", 0.5) and sweep_base("full") == ("full", 1.0)
 
 
+def test_varied_entries_change_only_the_warm_up_or_the_heads_rate() -> None:
+    from benchmarks.accuracy import Entry, method_of, method_settings, swept, train_config, varied
+
+    from spadapt.train import TrainConfig
+
+    entry = Entry("sparse+postln", "variants", "sparse adapter", build=lambda *a: None,
+                  learning_rate=1e-2)
+    default, none, longer = varied([entry], [0.1, 0, 0.2], [])
+    assert default == entry and method_settings(default) == method_settings(entry)
+    assert "warmup_ratio" not in method_settings(default)  # older result files still resume
+    assert (none.name, none.warmup_ratio, none.learning_rate) == ("sparse+postln+warmup0", 0, 1e-2)
+    assert method_settings(longer)["warmup_ratio"] == 0.2
+    assert longer.description == "sparse adapter, warm-up 0.2"
+    same, triple = varied([entry], [], [1, 3])
+    assert same == entry
+    assert (triple.name, triple.head_learning_rate) == ("sparse+postln+head3x", 3e-2)
+    assert method_of(triple.name) == "sparse"
+    full = Entry("full", "matched", "full", build=lambda *a: None, learning_rate=1e-4,
+                 head_learning_rate=2e-3)
+    (head,) = varied([full], [], [0.5])  # the recipe's own head rate is the one scaled
+    assert head.head_learning_rate == 1e-3 and head.learning_rate == 1e-4
+    (both,) = swept(varied([entry], [0], [3]), [2])  # the head's rate stays under an lr sweep
+    assert both.name == "sparse+postln+warmup0+head3x@2x"
+    assert (both.learning_rate, both.head_learning_rate, both.warmup_ratio) == (2e-2, 3e-2, 0)
+    config = train_config(both, epochs=2, seed=1)
+    assert (config.warmup_ratio, config.learning_rate, config.head_learning_rate) == (0, 2e-2, 3e-2)
+    assert train_config(entry, epochs=2, seed=1).warmup_ratio == TrainConfig().warmup_ratio
+
+
+def test_training_settings_are_paired_with_the_recipes_by_dataset_and_seed() -> None:
+    from benchmarks.settings_markdown import setting_pairs, settings_section
+
+    def run(validation: float, accuracy: float) -> dict:
+        return {"validation_accuracy": validation, "accuracy": accuracy}
+
+    runs = {"rt/sparse@1x/0": run(0.80, 0.79), "rt/sparse@1x/1": run(0.82, 0.80),
+            "rt/sparse+head3x@1x/0": run(0.81, 0.78), "rt/sparse+head3x@1x/1": run(0.84, 0.80),
+            "r8/sparse@1x/0": run(0.95, 0.96), "r8/sparse+head3x@1x/0": run(0.94, 0.97),
+            "rt/lora+warmup0@1x/0": run(0.7, 0.7)}  # its recipe's run is missing: not paired
+    assert setting_pairs(runs) == [("sparse+head3x@1x", "sparse@1x", "head3x")]
+    lines = settings_section({"runs": runs, "summary": {"rt": {}, "r8": {}}})
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines
+            if line.startswith("| sparse@1x")]
+    assert rows[0][2:] == ["rt", "+1.50 ± 0.50 (2)", "-0.50 ± 0.50 (2)", ""]
+    assert rows[1][2:] == ["r8", "-1.00 (1)", "+1.00 (1)", ""]
+    assert rows[2][2:] == ["**mean of 2**", "+0.25 (≥ 0.5 on 1 of 2)", "",
+                           "the recipe's stays"]
+    runs["r8/sparse+head3x@1x/0"] = run(0.955, 0.96)  # +0.5 on R8 as well: enough on both
+    (mean,) = [line for line in settings_section({"runs": runs, "summary": {"rt": {}, "r8": {}}})
+               if "mean of" in line]
+    assert mean.endswith("| **replaces the recipe's** |")
+    assert settings_section({"runs": {"rt/sparse@1x/0": run(0.8, 0.8)},
+                             "summary": {"rt": {}}}) == []
+
+
 def _sweep_payload(validation: dict[str, float], accuracy: dict[str, float]) -> dict:
     """A sweep result: `validation` (seed 0) and evaluation `accuracy` per swept name."""
     runs = {f"rt/{name}/0": {"accuracy": accuracy[name], "nonzero_values": 100, "steps": 256,
@@ -362,6 +417,12 @@ def test_sweep_chooses_on_validation_and_reports_the_evaluation_rows(tmp_path,
         "sparse+houlsby@1x"
     validation["sparse@1x"] = 0.85  # a tie with the method's own configuration: that one
     _write(tmp_path, "sweep_256", _sweep_payload(validation, accuracy))
+    assert markdown.chosen_runs(markdown.load_result("sweep_256"))["rt"]["sparse"] == \
+        "sparse@1x"
+    # a training-setting variant is judged by its own rule (settings_markdown), not chosen
+    with_head = {**validation, "sparse+head3x@1x": 0.99}
+    _write(tmp_path, "sweep_256", _sweep_payload(with_head, {**accuracy,
+                                                             "sparse+head3x@1x": 0.5}))
     assert markdown.chosen_runs(markdown.load_result("sweep_256"))["rt"]["sparse"] == \
         "sparse@1x"
     for name in ("sparse+houlsby@1x", "sparse+random@1x", "sparse@1x"):
