@@ -158,6 +158,28 @@ def test_the_default_pruner_judges_a_trial_from_its_third_evaluation_on() -> Non
     assert not good.should_prune()  # caught up by the third
 
 
+def _draws(sampler, count: int = 8) -> list[float]:
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    draws = []
+    for _ in range(count):
+        trial = study.ask()
+        draws.append(trial.suggest_float("x", 0.0, 1.0))
+        study.tell(trial, -(draws[-1] - 0.3) ** 2)
+    return draws
+
+
+def test_the_sampler_guides_after_the_shipped_recipes_and_three_random_points() -> None:
+    from spadapt.tune.space import SHIPPED
+    from spadapt.tune.study import RANDOM_POINTS, default_sampler
+
+    assert len(SHIPPED) + RANDOM_POINTS == 6
+    random = _draws(optuna.samplers.RandomSampler(seed=0))
+    ours = _draws(default_sampler(seed=0))
+    assert ours[:6] == random[:6]  # the shipped recipes' places, then 3 random points
+    assert ours[6] != random[6]  # TPE from the 7th trial on
+    assert _draws(default_sampler(seed=0)) == ours  # seeded
+
+
 def test_no_trained_configuration_exceeds_max_nonzero(workspace) -> None:
     options = _options(workspace, "tight", trials=6, max_nonzero="400", seed=3)
     run_tune(options)
