@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--steps", type=int, default=256)
     parser.add_argument("--eval-rows", type=int, default=200)
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                        help="forwards of training and evaluation, as `spadapt poc --precision`")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
 
@@ -50,18 +52,26 @@ def main(args: argparse.Namespace) -> dict:
     from spadapt.poc_options import PocOptions
     from spadapt.tasks import CausalLMTask
     from spadapt.tasks.answer_metrics import short_answers
+    from spadapt.train.levers import resolve_precision
 
     logging.set_verbosity_error()
+    precision, _ = resolve_precision(args.precision, "cpu")
+    settings = {"model": "builtin:smollm2", "steps": args.steps, "batch_size": 8,
+                "max_length": 128, "max_new_tokens": 32, "eval_rows": args.eval_rows,
+                "precision": precision}
+    results = {"runs": {}, "settings": settings}
+    if args.resume and args.out.exists():
+        results = json.loads(args.out.read_text())
+        held = {"precision": "fp32", **results.get("settings", {})}  # older files: fp32
+        if held != settings:
+            raise SystemExit(f"{args.out} holds runs with other settings ({held}); resume it "
+                             f"with those, or write to another --out")
     path = str(resolve_model("builtin:smollm2"))
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    results = json.loads(args.out.read_text()) if args.resume and args.out.exists() else {
-        "runs": {}}
-    results["settings"] = {"model": "builtin:smollm2", "steps": args.steps, "batch_size": 8,
-                           "max_length": 128, "max_new_tokens": 32,
-                           "eval_rows": args.eval_rows}
     methods = args.methods.split(",") if args.methods else None
     train = {"max_steps": args.steps, "epochs": 1000, "batch_size": 8, "eval_batch_size": 16,
-             "max_length": 128, "early_stopping_patience": None, "checkpoint_every": 0}
+             "max_length": 128, "early_stopping_patience": None, "checkpoint_every": 0,
+             "precision": precision}
     for dataset in args.datasets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             split = load_dataset(f"builtin:{dataset}", seed=0)  # one split; seeds vary training

@@ -584,11 +584,13 @@ def generate_section(result: dict) -> list[str]:
 
     settings = result.get("settings", {})
     rows = summary(result)
-    lines = ["## Decoder quality: the generative PoC's methods on SmolLM2-135M-Instruct", "",
+    lines = [f"## Decoder quality: the generative PoC's methods on SmolLM2-135M-Instruct, "
+             f"{settings.get('steps')} steps", "",
              f"`python -m benchmarks generate`: {settings.get('steps')} steps of "
              f"{settings.get('batch_size')} rows, sequences up to {settings.get('max_length')} "
              f"tokens, greedy answers of up to {settings.get('max_new_tokens')} tokens on "
-             f"{settings.get('eval_rows')} evaluation rows; each method trained as the PoC "
+             f"{settings.get('eval_rows')} evaluation rows, training and evaluation forwards "
+             f"in {settings.get('precision', 'fp32')}; each method trained as the PoC "
              "trains it (its recipe's learning rate). Mean over the seeds each ran; paired "
              "differences by seed (± standard error when there are 2 or more).", "",
              "| dataset | method | seeds | eval loss | perplexity | exact match | ROUGE-L | "
@@ -613,9 +615,11 @@ def generate_section(result: dict) -> list[str]:
         delta_row, shira = by_key.get((dataset, "sparse_delta")), by_key.get((dataset, "shira"))
         if delta_row and delta_row.get("loss_vs_full") and delta_row.get("loss_vs_lora"):
             vs_full, vs_lora = delta_row["loss_vs_full"][0], delta_row["loss_vs_lora"][0]
-            lines.append(f"- {dataset}: sparse_delta − full fine-tuning {vs_full:+.3f} nats "
-                         f"(bar ≤ +0.05): {verdict(vs_full, 0.05)}; − LoRA {vs_lora:+.3f} "
-                         f"(bar ≤ 0): {verdict(vs_lora, 0.0)}.")
+            seeds = delta_row["loss_vs_full"][2]
+            lines.append(f"- {dataset}, {seeds} seed{'s' if seeds > 1 else ''}: sparse_delta − "
+                         f"full fine-tuning {vs_full:+.3f} nats (bar ≤ +0.05): "
+                         f"{verdict(vs_full, 0.05)}; − LoRA {vs_lora:+.3f} (bar ≤ 0): "
+                         f"{verdict(vs_lora, 0.0)}.")
         if delta_row and shira:
             per_value = ((delta_row["adapter_bytes"] / delta_row["nonzero_params"])
                          / (shira["adapter_bytes"] / shira["nonzero_params"]))
@@ -715,9 +719,10 @@ def generated() -> str:
         lines += settings_markdown.settings_section(result)
     lines += poc_section()
     lines += poc_markdown.quick_section(poc_markdown.quick_runs())
-    generate = load_result("generate_quality")
-    if generate and generate.get("runs"):
-        lines += generate_section(generate)
+    for name in ("generate_quality", "generate_quality_256"):  # 48 steps; the 256
+        generate = load_result(name)
+        if generate and generate.get("runs"):
+            lines += generate_section(generate)
     rates = load_result("generate_lr")
     if rates:
         lines += generate_lr_section(rates)

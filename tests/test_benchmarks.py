@@ -619,15 +619,35 @@ def test_generate_section_judges_loss_and_file_size_targets() -> None:
                 "adapter_bytes": size}
 
     result = {"settings": {"steps": 64, "batch_size": 8, "max_length": 128,
-                           "max_new_tokens": 32, "eval_rows": 200},
+                           "max_new_tokens": 32, "eval_rows": 200, "precision": "bf16"},
               "runs": {"qa/full/0": run(2.00, 100, 4000), "qa/lora/0": run(2.10, 90, 900),
                        "qa/shira/0": run(2.20, 90, 1800), "qa/sparse_delta/0": run(2.03, 100, 600)}}
     text = "\n".join(generate_section(result))
     assert "| qa | sparse_delta | 1 | 2.030 |" in text
-    assert "sparse_delta − full fine-tuning +0.030 nats (bar ≤ +0.05): **met**" in text
+    assert "64 steps" in text.splitlines()[0] and "forwards in bf16" in text
+    assert "qa, 1 seed: sparse_delta − full fine-tuning +0.030 nats (bar ≤ +0.05): **met**" \
+        in text
     assert "− LoRA -0.070 (bar ≤ 0): **met**" in text
     # per value: (600 / 100) / (1800 / 90) = 0.30
     assert "file per stored value = 0.30 × PEFT SHiRA's (bar ≤ 0.45): **met**" in text
+
+
+def test_generate_refuses_to_resume_a_file_of_other_settings(tmp_path) -> None:
+    import argparse
+    import json
+
+    from benchmarks import generate
+
+    out = tmp_path / "generate.json"  # written before precision was recorded: fp32
+    out.write_text(json.dumps({"runs": {}, "settings": {
+        "model": "builtin:smollm2", "steps": 48, "batch_size": 8, "max_length": 128,
+        "max_new_tokens": 32, "eval_rows": 150}}))
+    parser = argparse.ArgumentParser()
+    generate.add_arguments(parser)
+    for arguments in (["--steps", "256", "--eval-rows", "150"],  # more steps
+                      ["--steps", "48", "--eval-rows", "150", "--precision", "bf16"]):
+        with pytest.raises(SystemExit, match="holds runs with other settings"):
+            generate.main(parser.parse_args([*arguments, "--resume", "--out", str(out)]))
 
 
 def test_levers_section_judges_int8_and_checkpointing() -> None:
