@@ -279,7 +279,6 @@ def test_every_generative_method_trains_evaluates_and_answers_under_bf16(workspa
     (["--metric", "bleu"], "--metric must be one of ['exact_match', 'rouge_l']"),
     (["--task", "translate"], "--task must be one of ['classify', 'generate']"),
     (["--task", "classify"], "has no text column 'text'"),
-    (["--tune"], "--tune searches classification configurations only"),
 ])
 def test_bad_generative_options_exit_2(workspace, tmp_path, args, message) -> None:
     result = _poc("--data", str(workspace["train"]), "--model", str(workspace["model"]),

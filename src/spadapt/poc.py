@@ -160,7 +160,9 @@ def run_search(options: PocOptions) -> tuple[dict, Recipe | None]:
     directory = options.out / "tune"
     found = run_tune(TuneOptions(
         out=directory, data=options.data, eval_data=options.eval_data,
-        text_column=options.text_column, label_column=options.label_column, model=options.model,
+        text_column=options.text_column, label_column=options.label_column,
+        prompt_column=options.prompt_column, response_column=options.response_column,
+        model=options.model,
         budget=options.budget, trials=options.tune_trials,
         max_nonzero=options.tune_max_nonzero, precision=options.precision, seed=options.seed,
         resume=options.resume, progress=options.progress))
@@ -229,9 +231,6 @@ def run_poc(options: PocOptions) -> dict:
                          task=DATA_TASKS.get(options.task), skip_bad_rows=options.skip_bad_rows,
                          seed=options.seed)
     task_name = "generate" if split.task == "causal_lm" else "classify"
-    if options.tune and task_name == "generate":
-        raise PocError("--tune searches classification configurations only; drop --tune to "
-                       "compare methods on prompt/response data")
     options = dataclasses.replace(options, model=options.model or DEFAULT_MODELS[task_name])
     budget = (GENERATE_BUDGETS if task_name == "generate" else BUDGETS)[options.budget]
     budget, precision = with_precision(budget, options.precision)

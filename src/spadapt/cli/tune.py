@@ -11,7 +11,8 @@ from ..tune.options import TuneOptions
 from .exits import exit_codes
 from .options import dataclass_options
 
-TUNE_FIELDS = ["data", "eval_data", "text_column", "label_column", "model", "budget", "precision",
+TUNE_FIELDS = ["data", "eval_data", "text_column", "label_column", "prompt_column",
+               "response_column", "model", "budget", "precision",
                "trials", "minutes", "max_nonzero", "objective", "validation_rows", "seed",
                "resume", "progress", "out"]
 
@@ -28,7 +29,7 @@ def tune(options: dict) -> None:
     if best is None:
         typer.echo(f"no trial completed ({result['trials']} trials); see {out / 'trials.csv'}")
         raise typer.Exit(1)
-    typer.echo(f"best: trial {best['number']}, validation accuracy {best['value']:.4f}: "
+    typer.echo(f"best: trial {best['number']}, validation {result['score']} {best['value']:.4f}: "
                f"{best['recipe']['description']}")
     typer.echo(f"recipe: {out / 'best.yaml'} (spadapt train --config {out / 'best.yaml'}); "
                f"trials: {out / 'trials.csv'}; plot: {out / 'search.png'}")

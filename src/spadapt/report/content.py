@@ -104,6 +104,10 @@ def search_lines(results: Results, lang: str) -> list[str]:
         rows=f"{search.validation_rows:,}")]
     if search.best_number is None:
         lines.append(s["search_none"])
+    elif search.score == "loss":
+        lines.append(s["search_best_loss"].format(
+            number=search.best_number, settings=search.best_settings,
+            loss=f"{search.best_value:.3f}", nonzero=fmt.count(search.best_nonzero)))
     else:
         lines.append(s["search_best"].format(
             number=search.best_number, settings=search.best_settings,

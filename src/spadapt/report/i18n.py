@@ -82,6 +82,9 @@ _EN: dict[str, str] = {
     "search_best": "Best: trial {number}, {settings}: validation accuracy {accuracy} with "
                    "{nonzero} non-zero parameters. It is the method tuned in the results, "
                    "trained and evaluated like the others.",
+    "search_best_loss": "Best: trial {number}, {settings}: validation loss {loss} (lowest of "
+                        "the trials) with {nonzero} non-zero parameters. It is the method "
+                        "tuned in the results, trained and evaluated like the others.",
     "search_none": "No trial completed, so no tuned method was added.",
     # Data quality.
     "rows_used": "Rows used: {train} for training, {eval} for evaluation.",
@@ -154,6 +157,8 @@ _EN: dict[str, str] = {
     "p_pred_axis": "Predicted label",
     "p_recommended": "recommended",
     "p_search_title": "Search: validation accuracy of each trial",
+    "p_search_title_loss": "Search: validation loss of each trial (lower is better)",
+    "p_search_loss_axis": "Validation loss",
     "p_spread_title": "Where {name} keeps its values",
     "p_layer_axis": "Layer",
     "p_kept_axis": "Kept values",
@@ -224,6 +229,9 @@ _JA: dict[str, str] = {
     "search_best": "最良: 試行 {number}（{settings}）、検証精度 {accuracy}、非ゼロパラメータ "
                    "{nonzero} 個。結果一覧の tuned がこの構成で、他の手法と同じ条件で学習・"
                    "評価しています。",
+    "search_best_loss": "最良: 試行 {number}（{settings}）、検証損失 {loss}（試行中で最小）、"
+                        "非ゼロパラメータ {nonzero} 個。結果一覧の tuned がこの構成で、他の手法"
+                        "と同じ条件で学習・評価しています。",
     "search_none": "完了した試行がないため、tuned は追加していません。",
     "rows_used": "使用した行数: 学習 {train} 行、評価 {eval} 行。",
     "rejected_none": "除外された行はありません。",
@@ -290,6 +298,8 @@ _JA: dict[str, str] = {
     "p_pred_axis": "予測ラベル",
     "p_recommended": "推奨",
     "p_search_title": "探索: 各試行の検証精度",
+    "p_search_title_loss": "探索: 各試行の検証損失（低いほど良い）",
+    "p_search_loss_axis": "検証損失",
     "p_spread_title": "{name} の保持値の配置",
     "p_layer_axis": "層",
     "p_kept_axis": "保持している値の数",

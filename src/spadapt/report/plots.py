@@ -213,6 +213,7 @@ def _confusion(results: Results, rec: Method | None, t: dict[str, str]) -> Figur
 def _search(results: Results, t: dict[str, str]) -> Figure:
     search = results.search
     assert search is not None and search.points
+    loss = search.score == "loss"  # lower is better, not a share
     fig = Figure(figsize=(7.5, 4.2), dpi=_DPI, layout="constrained")
     ax = fig.add_subplot()
     xs, ys = zip(*search.points, strict=True)
@@ -220,12 +221,13 @@ def _search(results: Results, t: dict[str, str]) -> Figure:
     if search.best_number is not None:
         ax.scatter([search.best_nonzero], [search.best_value], s=220, marker="*",
                    color="C3", edgecolors="black", zorder=4, label=t["p_search_best"])
-        ax.legend(fontsize=9, loc="lower right")
+        ax.legend(fontsize=9, loc="upper right" if loss else "lower right")
     ax.set_xscale("log")
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+    if not loss:
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     ax.set_xlabel(t["p_nonzero_axis"])
-    ax.set_ylabel(t["p_accuracy_axis"])
-    ax.set_title(t["p_search_title"])
+    ax.set_ylabel(t["p_search_loss_axis"] if loss else t["p_accuracy_axis"])
+    ax.set_title(t["p_search_title_loss"] if loss else t["p_search_title"])
     ax.grid(True, alpha=0.3)
     return fig
 

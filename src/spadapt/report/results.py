@@ -22,6 +22,7 @@ from ..errors import SpadaptError
 from ..spread import Spread
 
 RESULTS_FILE = "results.json"
+SEARCH_SCORES = ("accuracy", "loss")  # what a search's trials may be scored by
 
 
 class ReportError(SpadaptError):
@@ -93,11 +94,13 @@ class Search:
     failed: int
     seconds: float  # time its trials took
     validation_rows: int  # training rows held out to score the trials
-    points: list[tuple[int, float]]  # (non-zeros, validation accuracy) of completed trials
+    points: list[tuple[int, float]]  # (non-zeros, validation score) of completed trials
     best_number: int | None = None  # the best trial; None when none completed
-    best_value: float | None = None  # its validation accuracy
+    best_value: float | None = None  # its validation score
     best_nonzero: int | None = None
     best_settings: str | None = None  # its configuration in words
+    score: str = "accuracy"  # what the scores are: "accuracy", or "loss" (the validation
+    #                          response loss of prompt/response data, lower is better)
 
 
 @dataclass
@@ -351,14 +354,17 @@ def _parse_search(r: _Reader, raw: Any) -> Search:
     points = obj.get("points") or []
     if not isinstance(points, list) or not all(
             isinstance(p, list) and len(p) == 2 for p in points):
-        raise r.fail("search.points", "must be a list of [non-zeros, accuracy] pairs")
+        raise r.fail("search.points", "must be a list of [non-zeros, score] pairs")
+    score = obj.get("score", "accuracy")  # runs before the field: accuracy
+    if score not in SEARCH_SCORES:
+        raise r.fail("search.score", f"must be one of {list(SEARCH_SCORES)}, got {score!r}")
     search = Search(
         **{key: r.get(obj, key, "search", "int") for key in
            ("trials", "completed", "pruned", "failed", "validation_rows")},
         seconds=r.get(obj, "seconds", "search", "float"),
         points=[(r.get({"n": p[0]}, "n", f"search.points[{i}]", "int"),
                  r.get({"v": p[1]}, "v", f"search.points[{i}]", "float"))
-                for i, p in enumerate(points)])
+                for i, p in enumerate(points)], score=score)
     best = obj.get("best")
     if best is not None:
         best = r.obj(best, "search.best")

@@ -36,6 +36,8 @@ class CausalLMTask:
     max_new_tokens: int = 32  # greedy tokens generated per prompt for exact match
     chat_template: bool = True  # format prompts with the tokenizer's chat template, if any
     quality_metric: str = "exact_match"  # what "accuracy" repeats: one of QUALITY_METRICS
+    answers: bool = True  # evaluate() also answers greedily and scores the answers; False:
+    #                       loss and perplexity only (spadapt tune's trials, scored on loss)
 
     name = "causal_lm"
     # The metric that selects the best checkpoint (higher is better): exact match stays at 0
@@ -172,26 +174,31 @@ class CausalLMTask:
         (case, whitespace, trailing punctuation); "exact_match_strict": equal after stripping
         only; "rouge_l": mean ROUGE-L F1. "accuracy" and "macro_f1" repeat `quality_metric` so
         that reports and `results.json` built for classification find the keys they expect;
-        they are not classification metrics here. The model is evaluated in eval mode and left
-        in the training mode it came in.
+        they are not classification metrics here. With `answers` off, only the loss, its
+        negative and the perplexity (no generation). The model is evaluated in eval mode and
+        left in the training mode it came in.
         """
         was_training = model.training
         model.eval()
         try:
             loss, _ = self.response_loss(model, examples, batch_size)
+            metrics = {
+                "loss": loss,
+                "negative_loss": -loss,  # `metric`: higher is better
+                "perplexity": math.exp(min(loss, 700.0)),  # exp overflows a float past ~709
+            }
+            if not self.answers:
+                return metrics
             answers = self.generate(model, [e.prompt for e in examples], batch_size)
         finally:
             model.train(was_training)
         references = [e.response for e in examples]
         strict = sum(a.strip() == r.strip() for a, r in zip(answers, references, strict=True))
-        metrics = {
-            "loss": loss,
-            "negative_loss": -loss,  # `metric`: higher is better
-            "perplexity": math.exp(min(loss, 700.0)),  # exp overflows a float past ~709
+        metrics.update({
             "exact_match": exact_match(answers, references),
             "exact_match_strict": strict / max(1, len(examples)),
             "rouge_l": rouge_l(answers, references),
-        }
+        })
         metrics["accuracy"] = metrics["macro_f1"] = metrics[self.quality_metric]
         return metrics
 

@@ -21,8 +21,12 @@ class TuneOptions:
                                       "data), but it fixes which rows are training rows.")
     text_column: str = described("text", help="Column with the text.")
     label_column: str = described("label", help="Column with the label.")
-    model: str = described("builtin:minilm", help="Base model: builtin:NAME or a local "
-                           "Hugging Face folder.")
+    prompt_column: str = described("prompt", help="Column with the prompt (prompt/response "
+                                   "data: trials are scored on validation response loss).")
+    response_column: str = described("response", help="Column with the reference response.")
+    model: str | None = described(None, help="Base model: builtin:NAME or a local Hugging Face "
+                                  "folder (default: builtin:minilm to classify, "
+                                  "builtin:smollm2 for prompt/response data).")
     budget: str = described("quick", help="Training budget of each trial: smoke, quick or "
                             "standard (as `spadapt poc --budget`).")
     precision: str | None = described(None, help="Precision of every trial's training and "
@@ -37,12 +41,15 @@ class TuneOptions:
     max_nonzero: str = described("0.5%", help="Most trained non-zero values a configuration "
                                  "may have: a share of the base's parameters (0.5%) or a "
                                  "count (100000).")
-    objective: str = described("accuracy", help="accuracy (the most accurate trial wins, "
-                               "poor trials are pruned) or pareto (accuracy, non-zeros and "
+    objective: str = described("accuracy", help="accuracy (the best validation score wins: "
+                               "accuracy, or the lowest response loss on prompt/response data; "
+                               "poor trials are pruned) or pareto (that score, non-zeros and "
                                "step time together, no pruning: the Pareto front goes to "
-                               "pareto.csv, its most accurate trial to best.yaml).")
-    validation_rows: int = described(1000, help="Training rows held out to score the trials "
-                                     "(at most a fifth of the training data).")
+                               "pareto.csv, its best-scoring trial to best.yaml).")
+    validation_rows: int | None = described(None, help="Training rows held out to score the "
+                                            "trials, at most a fifth of the training data "
+                                            "(default: 1000 to classify, 100 for "
+                                            "prompt/response data).")
     seed: int = described(0, help="Seed of the sampler, the split and every trial's training.")
     resume: bool = described(False, help="Continue the study in OUT (after a kill too).")
     progress: bool = described(True, help="A line per trial on stderr, with the best so far.")

@@ -2,8 +2,10 @@
 
 Trials train on the training rows and are scored on validation rows split off the training
 data (a seeded, label-stratified subset the trials never train on); the evaluation rows are
-never read. The study lives in `OUT/study.db` (SQLite) with a seeded TPE sampler and a median
-pruner fed by each trial's evaluations during training; `--resume` reopens it, marks a trial
+never read. The score is the validation accuracy of a classifier (maximised), or the
+validation response loss on prompt/response data (minimised; no answers are generated).
+The study lives in `OUT/study.db` (SQLite) with a seeded TPE sampler and a median pruner fed
+by each trial's evaluations during training; `--resume` reopens it, marks a trial
 left running by a killed process as failed, and runs until the study holds `trials` completed
 or pruned trials.
 Written after every trial (atomically): `trials.csv`, `best.yaml` (a recipe `spadapt train
@@ -14,6 +16,7 @@ Written after every trial (atomically): `trials.csv`, `best.yaml` (a recipe `spa
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import sys
 import time
@@ -26,6 +29,7 @@ import yaml
 from .. import atomic
 from ..method_runs import (
     BUDGETS,
+    GENERATE_BUDGETS,
     build_model,
     calibration_batches,
     count_parameters,
@@ -33,6 +37,7 @@ from ..method_runs import (
     subset_rows,
     with_precision,
 )
+from ..poc_options import DEFAULT_MODELS
 from ..recipe import Recipe
 from ..train.levers import PRECISION_SETTINGS
 from .options import TuneOptions
@@ -48,8 +53,10 @@ from .space import (
 )
 
 STUDY_NAME = "spadapt-tune"
-OBJECTIVES = {"accuracy": ["maximize"],  # --objective -> Optuna directions
-              "pareto": ["maximize", "minimize", "minimize"]}  # accuracy, non-zeros, step s
+OBJECTIVES = ("accuracy", "pareto")  # the score alone; or score, non-zeros, step seconds
+SCORES = {"classification": ("accuracy", "maximize"),  # data task -> (metric, its direction)
+          "causal_lm": ("loss", "minimize")}
+VALIDATION_ROWS = {"classification": 1000, "causal_lm": 100}  # default --validation-rows
 BEST_FILE = "best.yaml"
 EVALUATIONS_PER_TRIAL = 4  # validation scores during each trial, for the pruner (a trial's
 #                            value is its best; best.yaml leaves this to the recipe's reader)
@@ -65,7 +72,7 @@ PRUNE_FROM_EVALUATION = 3  # the median pruner judges a trial from its 3rd evalu
 class TuneData:
     """What every trial of a study shares."""
 
-    task: object  # the ClassificationTask
+    task: object  # the ClassificationTask, or the CausalLMTask (loss only) of prompt/response
     model_path: str  # resolved base model folder
     base: object  # the base, loaded once: non-zero counts build on copies of it
     train_rows: list  # what trials train on
@@ -74,6 +81,8 @@ class TuneData:
     max_nonzero: int  # the constraint, in values
     seed: int
     precision_reason: str | None = None  # why the trials run at train["precision"] (None: unset)
+    score: str = "accuracy"  # the validation metric trials are judged by (a key of evaluate())
+    direction: str = "maximize"  # whether a higher or a lower score is better
 
 
 def split_rows(training: list, train_rows: int | None, validation_rows: int,
@@ -103,7 +112,7 @@ def prepare(options: TuneOptions) -> TuneData:
 
     from ..assets import resolve_model
     from ..data import load_dataset
-    from ..tasks import ClassificationTask
+    from ..tasks import CausalLMTask, ClassificationTask
 
     if options.budget not in BUDGETS or options.budget == "recipe":
         raise TuneError(f"--budget must be one of smoke, quick, standard; got {options.budget!r}")
@@ -113,29 +122,38 @@ def prepare(options: TuneOptions) -> TuneData:
     if options.precision is not None and options.precision not in PRECISION_SETTINGS:
         raise TuneError(f"--precision must be one of {', '.join(PRECISION_SETTINGS)}; got "
                         f"{options.precision!r}")
+    if options.validation_rows is not None and options.validation_rows < 1:
+        raise TuneError(f"--validation-rows must be at least 1, got {options.validation_rows}")
     if options.trials < 1:
         raise TuneError(f"--trials must be at least 1, got {options.trials}")
     if options.minutes is not None and not options.minutes > 0:
         raise TuneError(f"--minutes must be positive, got {options.minutes}")
     split = load_dataset(options.data, options.eval_data, text_column=options.text_column,
-                         label_column=options.label_column, seed=options.seed)
-    if split.task != "classification":
-        raise TuneError(f"{options.data}: spadapt tune searches classification tasks; this "
-                        f"data is {split.task!r}")
-    budget, precision = with_precision(BUDGETS[options.budget], options.precision)
-    train, validation = split_rows(split.train, budget["train_rows"], options.validation_rows,
+                         label_column=options.label_column, prompt_column=options.prompt_column,
+                         response_column=options.response_column, seed=options.seed)
+    if split.task not in SCORES:
+        raise TuneError(f"{options.data}: spadapt tune searches classification and "
+                        f"prompt/response data; this data is {split.task!r}")
+    generate = split.task == "causal_lm"
+    budgets = GENERATE_BUDGETS if generate else BUDGETS
+    budget, precision = with_precision(budgets[options.budget], options.precision)
+    train, validation = split_rows(split.train, budget["train_rows"],
+                                   options.validation_rows or VALIDATION_ROWS[split.task],
                                    options.seed)
-    model_path = str(resolve_model(options.model))
+    model = options.model or DEFAULT_MODELS["generate" if generate else "classify"]
+    model_path = str(resolve_model(model))
     tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-    task = ClassificationTask(tokenizer, list(split.labels), budget["train"].get("max_length",
-                                                                                 128))
+    max_length = budget["train"].get("max_length", 128)
+    task = (CausalLMTask(tokenizer, max_length=max_length, answers=False) if generate else
+            ClassificationTask(tokenizer, list(split.labels), max_length))
     base = task.load_base(model_path)
     base_parameters = sum(p.numel() for p in base.parameters())
     return TuneData(task=task, model_path=model_path, base=base, train_rows=train,
                     validation_rows=validation,
                     train={**budget["train"], "early_stopping_patience": None},
                     max_nonzero=parse_max_nonzero(options.max_nonzero, base_parameters),
-                    seed=options.seed, precision_reason=precision.get("precision_reason"))
+                    seed=options.seed, precision_reason=precision.get("precision_reason"),
+                    score=SCORES[split.task][0], direction=SCORES[split.task][1])
 
 
 def train_recipe(recipe: Recipe, data: TuneData, out_dir: Path | None = None,
@@ -153,14 +171,26 @@ def train_recipe(recipe: Recipe, data: TuneData, out_dir: Path | None = None,
         on_counts(counts)
     if counts["nonzero_params"] > data.max_nonzero:
         return {**counts, "infeasible": True}
-    config = recipe.train_config(seed=data.seed, progress=False,
-                                 evals_per_epoch=EVALUATIONS_PER_TRIAL)
+    config = recipe.train_config(seed=data.seed, progress=False)
+    config = dataclasses.replace(config, evals_per_epoch=evaluations_per_epoch(
+        config, len(data.train_rows)))
     started = time.perf_counter()
     result = train(model, task, data.train_rows, data.validation_rows, config, out_dir=out_dir,
                    on_evaluation=on_evaluation)
-    return {**counts, "infeasible": False, "value": result.final_metrics["accuracy"],
+    return {**counts, "infeasible": False, "value": result.final_metrics[data.score],
             "step_seconds": result.step_seconds_median,
             "seconds": time.perf_counter() - started}
+
+
+def evaluations_per_epoch(config, rows: int) -> int:
+    """The `evals_per_epoch` that spreads `EVALUATIONS_PER_TRIAL` evaluations evenly over a
+    trial's steps, also when `max_steps` ends it inside its first epoch (the generative
+    budgets: 24 steps of an epoch of 512)."""
+    per_epoch = -(-rows // (config.batch_size * config.gradient_accumulation))
+    steps = min(config.epochs * per_epoch, config.max_steps or config.epochs * per_epoch)
+    if steps >= per_epoch:
+        return EVALUATIONS_PER_TRIAL
+    return max(1, round(EVALUATIONS_PER_TRIAL * per_epoch / steps))
 
 
 def default_sampler(seed: int):
@@ -180,8 +210,10 @@ def default_pruner():
                                        n_warmup_steps=PRUNE_FROM_EVALUATION)
 
 
-def _open_study(options: TuneOptions, pruner, precision: str):
-    """The study in OUT (created, or loaded with --resume), its trials at `precision`."""
+def _open_study(options: TuneOptions, pruner, precision: str, score: str = "accuracy",
+                direction: str = "maximize"):
+    """The study in OUT (created, or loaded with --resume), its trials at `precision`,
+    judged by validation `score` (`direction`: maximize or minimize)."""
     import optuna
 
     path = options.out / "study.db"
@@ -191,10 +223,15 @@ def _open_study(options: TuneOptions, pruner, precision: str):
     options.out.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
     fresh = not path.exists() or STUDY_NAME not in optuna.get_all_study_names(storage)
-    directions = OBJECTIVES[options.objective]
+    directions = [direction] + (["minimize", "minimize"] if options.objective == "pareto" else [])
     if not fresh:
-        held = optuna.load_study(study_name=STUDY_NAME, storage=storage).directions
-        if [d.name.lower() for d in held] != directions:
+        held_study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+        held = held_study.directions
+        held_score = held_study.user_attrs.get("score", "accuracy")  # older studies: accuracy
+        if held_score != score:
+            raise TuneError(f"{path} holds a study scored by validation {held_score}, and this "
+                            f"data is scored by {score}: resume it with its own data")
+        if len(held) != len(directions):
             raise TuneError(f"{path} holds a study of another --objective ("
                             f"{'pareto' if len(held) > 1 else 'accuracy'}); resume it with that")
     study = optuna.create_study(
@@ -203,6 +240,7 @@ def _open_study(options: TuneOptions, pruner, precision: str):
         pruner=pruner if pruner is not None else default_pruner())
     if fresh:
         study.set_user_attr("precision", precision)
+        study.set_user_attr("score", score)
     else:  # studies written before the attribute ran their trials in fp32
         held_precision = study.user_attrs.get("precision", "fp32")
         if held_precision != precision:
@@ -226,7 +264,8 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = prepare(options)
-    study, fresh = _open_study(options, pruner, data.train.get("precision", "fp32"))
+    study, fresh = _open_study(options, pruner, data.train.get("precision", "fp32"), data.score,
+                               data.direction)
     counter = BudgetCounter(data.base, data.task.labels)
     if fresh:
         for params in shipped_points(counter, data.max_nonzero)[:options.trials]:
@@ -253,7 +292,7 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
         def report(step: int, metrics: dict) -> None:  # reported as evaluation 1, 2, ...
             nonlocal evaluations
             evaluations += 1
-            trial.report(metrics["accuracy"], evaluations)
+            trial.report(metrics[data.score], evaluations)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"stopped at evaluation {evaluations} (step {step})")
 
@@ -277,9 +316,9 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
         if options.progress:
             done = len(_finished(study))
             best = _best(study)
-            value = "pruned" if not trial.values else f"{accuracy_of(trial):.4f}"
+            value = "pruned" if not trial.values else f"{value_of(trial):.4f}"
             best_text = "none yet" if best is None else \
-                f"{accuracy_of(best):.4f} (#{best.number})"
+                f"{value_of(best):.4f} (#{best.number})"
             print(f"trial {trial.number} ({done}/{options.trials}): {value}; best {best_text}",
                   file=sys.stderr)
 
@@ -295,24 +334,25 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
 def summary(study, data: TuneData) -> dict:
     """What the study holds, for the PoC's results.json ("search") and the command's output:
     trial counts by state, the seconds its trials took (over every resume), the validation
-    rows, the budget, each completed trial's (non-zeros, validation accuracy), the front's
-    trial numbers, the best."""
+    rows, the budget, the score ("accuracy", or "loss" on prompt/response data), each completed
+    trial's (non-zeros, validation score), the front's trial numbers, the best."""
     trials = study.get_trials(deepcopy=False)
     states = [t.state.name for t in trials]
     best = _best(study)
     return {
         "objective": "pareto" if len(study.directions) > 1 else "accuracy",
+        "score": score_of(study),
         "trials": len(trials), "completed": states.count("COMPLETE"),
         "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
         "seconds": sum(t.user_attrs.get("seconds") or 0.0 for t in trials),
         "validation_rows": len(data.validation_rows), "max_nonzero": data.max_nonzero,
         "precision": data.train.get("precision", "fp32"),
         "precision_reason": data.precision_reason,
-        "points": [[t.user_attrs["nonzero_params"], accuracy_of(t)] for t in trials
+        "points": [[t.user_attrs["nonzero_params"], value_of(t)] for t in trials
                    if t.state.name == "COMPLETE"],
         "front": [t.number for t in front(study)],
         "best": None if best is None else {
-            "number": best.number, "value": accuracy_of(best),
+            "number": best.number, "value": value_of(best),
             "nonzero_params": best.user_attrs["nonzero_params"],
             "description": best.user_attrs["recipe"]["description"],
             "settings": best.user_attrs["settings"],
@@ -328,8 +368,14 @@ def _finished(study) -> list:
     return study.get_trials(deepcopy=False, states=states)
 
 
-def accuracy_of(trial) -> float | None:
-    """A trial's validation accuracy (its first objective value), None if it has none."""
+def score_of(study) -> str:
+    """What a study's trials are judged by: "accuracy" (studies before the attribute too), or
+    "loss" (the validation response loss, prompt/response data)."""
+    return study.user_attrs.get("score", "accuracy")
+
+
+def value_of(trial) -> float | None:
+    """A trial's validation score (its first objective value), None if it has none."""
     return trial.values[0] if trial.values else None
 
 
@@ -343,12 +389,13 @@ def front(study) -> list:
 
 
 def _best(study):
-    """The most accurate completed trial; among equals the one with the fewest trained
+    """The best-scoring completed trial; among equals the one with the fewest trained
     non-zeros (the cheaper adapter to store and serve), then the lowest number."""
     import optuna
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return max(complete, key=lambda t: (accuracy_of(t), -t.user_attrs["nonzero_params"],
+    sign = -1 if study.directions[0].name == "MINIMIZE" else 1
+    return max(complete, key=lambda t: (sign * value_of(t), -t.user_attrs["nonzero_params"],
                                         -t.number)) if complete else None
 
 
@@ -374,7 +421,7 @@ def write_outputs(study, out: Path) -> None:
 
     rows = [["number", "state", *names, "nonzero_params", "value", "step_seconds", "seconds"]]
     rows += [[t.number, t.state.name, *[t.params.get(n, "") for n in names],
-              blank(t.user_attrs.get("nonzero_params")), blank(accuracy_of(t)),
+              blank(t.user_attrs.get("nonzero_params")), blank(value_of(t)),
               blank(t.user_attrs.get("step_seconds"), 4), blank(t.user_attrs.get("seconds"), 2)]
              for t in trials]
     atomic.write_file(out / "trials.csv", _csv(rows))
@@ -382,29 +429,30 @@ def write_outputs(study, out: Path) -> None:
     if len(study.directions) > 1:
         atomic.write_file(out / "pareto.csv", _csv(
             [["number", "value", "nonzero_params", "step_seconds", "settings"]]
-            + [[t.number, accuracy_of(t), t.user_attrs["nonzero_params"],
+            + [[t.number, value_of(t), t.user_attrs["nonzero_params"],
                 round(t.user_attrs["step_seconds"], 4), t.user_attrs["settings"]]
                for t in on_front]))
     best = _best(study)
     if best is not None:
-        header = (f"# spadapt tune: trial {best.number} of {len(trials)}, validation accuracy "
-                  f"{accuracy_of(best):.4f}, {best.user_attrs.get('nonzero_params'):,} "
+        header = (f"# spadapt tune: trial {best.number} of {len(trials)}, validation "
+                  f"{score_of(study)} "
+                  f"{value_of(best):.4f}, {best.user_attrs.get('nonzero_params'):,} "
                   "non-zeros\n")
         text = header + yaml.safe_dump(best.user_attrs["recipe"], sort_keys=False)
         atomic.write_file(out / BEST_FILE, text.encode())
-    atomic.write_file(out / "search.png", _plot(trials, on_front, best))
+    atomic.write_file(out / "search.png", _plot(trials, on_front, best, score_of(study)))
 
 
-def _plot(trials: list, on_front: list, best) -> bytes:
-    """Validation accuracy against non-zeros of each completed trial, and of each pruned one
+def _plot(trials: list, on_front: list, best, score: str = "accuracy") -> bytes:
+    """Validation score (`score`) against non-zeros of each completed trial, and of each pruned one
     at its last evaluation (hollow); the front (a pareto study) ringed, the best starred."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     def point(t) -> tuple[int, float]:
-        return t.user_attrs["nonzero_params"], accuracy_of(t)
+        return t.user_attrs["nonzero_params"], value_of(t)
 
-    shown = [t for t in trials if accuracy_of(t) is not None and
+    shown = [t for t in trials if value_of(t) is not None and
              t.user_attrs.get("nonzero_params")]
     done = [t for t in shown if t.state.name == "COMPLETE"]
     stopped = [t for t in shown if t.state.name == "PRUNED"]
@@ -426,7 +474,7 @@ def _plot(trials: list, on_front: list, best) -> bytes:
         axes.scatter(*point(best), marker="*", s=200, color="tab:red",
                      label=f"best (#{best.number})")
     axes.set_xlabel("trained non-zero values")
-    axes.set_ylabel("validation accuracy")
+    axes.set_ylabel(f"validation {score}")
     if shown:
         axes.legend(loc="best")
     buffer = io.BytesIO()
