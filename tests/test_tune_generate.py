@@ -103,17 +103,18 @@ def test_a_study_is_not_resumed_on_data_of_the_other_score(workspace, tmp_path) 
     assert len(_study(options).get_trials()) == 1
 
 
+def _command(workspace, out, *arguments: str):
+    return CliRunner().invoke(app, ["tune", "--data", workspace["data"], "--model",
+                                    workspace["model"], "--budget", "smoke", "--out", str(out),
+                                    "--no-progress", *arguments])
+
+
 def test_the_command_names_the_loss_of_its_best_trial(workspace) -> None:
-    out = workspace["root"] / "cli"
-    result = CliRunner().invoke(app, ["tune", "--data", workspace["data"], "--model",
-                                      workspace["model"], "--budget", "smoke", "--trials", "1",
-                                      "--max-nonzero", "5%", "--out", str(out), "--no-progress"])
+    result = _command(workspace, workspace["root"] / "cli", "--trials", "1",
+                      "--max-nonzero", "5%")
     assert result.exit_code == 0, result.output
     assert "best: trial 0, validation loss" in result.output
-    result = CliRunner().invoke(app, ["tune", "--data", workspace["data"], "--model",
-                                      workspace["model"], "--budget", "smoke",
-                                      "--validation-rows", "0", "--out", str(out / "zero"),
-                                      "--no-progress"])
+    result = _command(workspace, workspace["root"] / "zero", "--validation-rows", "0")
     assert result.exit_code == 2 and "--validation-rows must be at least 1" in result.output
 
 
