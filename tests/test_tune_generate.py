@@ -53,7 +53,7 @@ def _study(options: TuneOptions):
 def test_a_generative_study_minimises_the_validation_loss(workspace) -> None:
     options = _options(workspace, "loss")
     data = prepare(options)
-    assert (data.score, data.direction) == ("loss", "minimize")
+    assert data.score == "loss"
     assert not data.task.answers  # trials are scored on loss: no answers generated
     training = load_dataset(workspace["data"], seed=0).train  # the file less its eval rows
     assert len(data.validation_rows) == len(training) // 5  # under the default of 100

@@ -54,8 +54,8 @@ from .space import (
 
 STUDY_NAME = "spadapt-tune"
 OBJECTIVES = ("accuracy", "pareto")  # the score alone; or score, non-zeros, step seconds
-SCORES = {"classification": ("accuracy", "maximize"),  # data task -> (metric, its direction)
-          "causal_lm": ("loss", "minimize")}
+SCORES = {"classification": "accuracy", "causal_lm": "loss"}  # data task -> validation metric
+DIRECTIONS = {"accuracy": "maximize", "loss": "minimize"}  # metric -> the better way
 VALIDATION_ROWS = {"classification": 1000, "causal_lm": 100}  # default --validation-rows
 BEST_FILE = "best.yaml"
 EVALUATIONS_PER_TRIAL = 4  # validation scores during each trial, for the pruner (a trial's
@@ -82,7 +82,6 @@ class TuneData:
     seed: int
     precision_reason: str | None = None  # why the trials run at train["precision"] (None: unset)
     score: str = "accuracy"  # the validation metric trials are judged by (a key of evaluate())
-    direction: str = "maximize"  # whether a higher or a lower score is better
 
 
 def split_rows(training: list, train_rows: int | None, validation_rows: int,
@@ -153,7 +152,7 @@ def prepare(options: TuneOptions) -> TuneData:
                     train={**budget["train"], "early_stopping_patience": None},
                     max_nonzero=parse_max_nonzero(options.max_nonzero, base_parameters),
                     seed=options.seed, precision_reason=precision.get("precision_reason"),
-                    score=SCORES[split.task][0], direction=SCORES[split.task][1])
+                    score=SCORES[split.task])
 
 
 def train_recipe(recipe: Recipe, data: TuneData, out_dir: Path | None = None,
@@ -210,10 +209,9 @@ def default_pruner():
                                        n_warmup_steps=PRUNE_FROM_EVALUATION)
 
 
-def _open_study(options: TuneOptions, pruner, precision: str, score: str = "accuracy",
-                direction: str = "maximize"):
+def _open_study(options: TuneOptions, pruner, precision: str, score: str = "accuracy"):
     """The study in OUT (created, or loaded with --resume), its trials at `precision`,
-    judged by validation `score` (`direction`: maximize or minimize)."""
+    judged by validation `score` (maximised or minimised as `DIRECTIONS` says)."""
     import optuna
 
     path = options.out / "study.db"
@@ -223,7 +221,8 @@ def _open_study(options: TuneOptions, pruner, precision: str, score: str = "accu
     options.out.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
     fresh = not path.exists() or STUDY_NAME not in optuna.get_all_study_names(storage)
-    directions = [direction] + (["minimize", "minimize"] if options.objective == "pareto" else [])
+    directions = [DIRECTIONS[score]] + (["minimize", "minimize"] if options.objective == "pareto"
+                                        else [])
     if not fresh:
         held_study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
         held = held_study.directions
@@ -264,8 +263,7 @@ def run_tune(options: TuneOptions, pruner=None) -> dict:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = prepare(options)
-    study, fresh = _open_study(options, pruner, data.train.get("precision", "fp32"), data.score,
-                               data.direction)
+    study, fresh = _open_study(options, pruner, data.train.get("precision", "fp32"), data.score)
     counter = BudgetCounter(data.base, data.task.labels)
     if fresh:
         for params in shipped_points(counter, data.max_nonzero)[:options.trials]:
