@@ -440,3 +440,19 @@ def test_report_renders_table_and_plots_in_headless_chromium(run_dir, tmp_path):
     for name, colour in PLOT_COLOURS.items():
         hits = int((np.abs(pixels - np.array(colour)).max(axis=2) <= 6).sum())
         assert hits > (2000 if name == "confusion" else 300), (name, hits)
+
+
+@pytest.mark.parametrize(("xs", "scale"), [([900_000, 1_100_000], "linear"),
+                                            ([10_000, 1_000_000], "log"),
+                                            ([0, 5_000, 9_000], "linear")])
+def test_nonzero_axis_is_log_only_over_a_wide_range(xs, scale):
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter
+
+    from spadapt.report.plots import set_nonzero_axis
+
+    axes = Figure().add_subplot()
+    set_nonzero_axis(axes, xs)
+    assert axes.get_xscale() == scale
+    if scale == "linear":  # 1.1M, not 1.1e6 or overlapping powers of ten
+        assert isinstance(axes.xaxis.get_major_formatter(), EngFormatter)

@@ -20,7 +20,7 @@ from matplotlib import font_manager, rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import EngFormatter, PercentFormatter
 
 from ..spread import Spread
 from .content import plot_names, spread_method
@@ -222,7 +222,7 @@ def _search(results: Results, t: dict[str, str]) -> Figure:
         ax.scatter([search.best_nonzero], [search.best_value], s=220, marker="*",
                    color="C3", edgecolors="black", zorder=4, label=t["p_search_best"])
         ax.legend(fontsize=9, loc="upper right" if loss else "lower right")
-    ax.set_xscale("log")
+    set_nonzero_axis(ax, xs)
     if not loss:
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     ax.set_xlabel(t["p_nonzero_axis"])
@@ -230,6 +230,17 @@ def _search(results: Results, t: dict[str, str]) -> Figure:
     ax.set_title(t["p_search_title_loss"] if loss else t["p_search_title"])
     ax.grid(True, alpha=0.3)
     return fig
+
+
+def set_nonzero_axis(ax, xs) -> None:
+    """A log x axis for non-zero counts spread over more than 10 ×; over a narrower range a
+    linear one with engineering labels (1.2M), where a log axis labels its minor ticks in
+    overlapping powers of ten."""
+    positive = [x for x in xs if x > 0]
+    if positive and max(positive) / min(positive) > 10:
+        ax.set_xscale("log")
+    else:
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
 
 
 def _spread_of(results: Results, t: dict[str, str]) -> Figure:

@@ -447,6 +447,8 @@ def _plot(trials: list, on_front: list, best, score: str = "accuracy") -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from ..report.plots import set_nonzero_axis
+
     def point(t) -> tuple[int, float]:
         return t.user_attrs["nonzero_params"], value_of(t)
 
@@ -462,9 +464,7 @@ def _plot(trials: list, on_front: list, best, score: str = "accuracy") -> bytes:
         axes.scatter(*zip(*map(point, stopped), strict=True), facecolors="none",
                      edgecolors="grey", label="stopped early (its last score)")
     if shown:
-        xs = [point(t)[0] for t in shown]
-        if min(xs) > 0 and max(xs) / min(xs) > 10:
-            axes.set_xscale("log")
+        set_nonzero_axis(axes, [point(t)[0] for t in shown])
     if len(on_front) > 1:
         axes.scatter(*zip(*map(point, on_front), strict=True), s=120, facecolors="none",
                      edgecolors="black", label="Pareto front")
