@@ -468,7 +468,7 @@ def _claim_rows(label: str, table: dict) -> list[tuple[str, str, str]]:
 
 def targets_section(step: dict | None, storage: dict | None, inference: dict | None,
                     accuracy: dict | None, longer: list[dict],
-                    sweeps: list[dict]) -> list[str]:
+                    sweeps: list[dict], generate: dict | None = None) -> list[str]:
     rows = []
     if step:
         c = step["competitors"]
@@ -540,6 +540,8 @@ def targets_section(step: dict | None, storage: dict | None, inference: dict | N
         for dataset, table in result["summary"].items():
             rows += _claim_rows(f"{dataset}, {steps} steps", table)
     rows += poc_markdown.quick_target_rows(poc_markdown.quick_runs())
+    if generate and generate.get("runs"):
+        rows += generate_target_rows(generate)
     lines = ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return lines + ["", "Written by `python -m benchmarks markdown` from "
@@ -632,6 +634,36 @@ def generate_section(result: dict) -> list[str]:
     return lines + [""]
 
 
+JUDGED_DECODER_QUALITY = "generate_quality_256"  # the decoder run the Targets table judges
+GENERATE_TARGET_SEEDS = 3  # the decoder-quality targets are judged on the mean of 3 seeds
+
+
+def generate_target_rows(result: dict) -> list[tuple[str, str, str]]:
+    """The Targets table's rows for decoder quality: per dataset, sparse_delta's eval loss
+    against full fine-tuning (≤ +0.05 nats) and LoRA (≤ 0), paired by seed; a verdict on
+    fewer than `GENERATE_TARGET_SEEDS` seeds says how many it rests on."""
+    from .generate import summary
+
+    steps = result.get("settings", {}).get("steps")
+    rows = []
+    for row in summary(result):
+        if row["method"] != "sparse_delta":
+            continue
+        for other, label, limit in (("full", "within 0.05 nats of full", 0.05),
+                                    ("lora", "≤ PEFT LoRA's", 0.0)):
+            difference = row.get(f"loss_vs_{other}")
+            if difference is None:
+                continue
+            mean, error, seeds = difference
+            measured = f"{mean:+.3f}" + ("" if math.isnan(error) else f" ± {error:.3f}")
+            judged = verdict(mean, limit)
+            if seeds < GENERATE_TARGET_SEEDS:
+                judged += f" on {seeds} of {GENERATE_TARGET_SEEDS} seeds"
+            rows.append((f"{row['dataset']}, decoder, {steps} steps: sparse_delta eval loss "
+                         f"{label}", f"{measured} nats ({seeds})", judged))
+    return rows
+
+
 def levers_section(result: dict) -> list[str]:
     """`python -m benchmarks levers`: peak memory and step time per setting, and the issue's
     targets for the int8 base and gradient checkpointing."""
@@ -694,7 +726,7 @@ def generated_targets() -> str:
     step, storage, inference, accuracy = _results()
     lines = [TARGETS_BEGIN, ""]
     lines += targets_section(step, storage, inference, accuracy, _longer_accuracy_results(),
-                             _sweep_results())
+                             _sweep_results(), load_result(JUDGED_DECODER_QUALITY))
     return "\n".join(lines + [TARGETS_END])
 
 
@@ -719,7 +751,7 @@ def generated() -> str:
         lines += settings_markdown.settings_section(result)
     lines += poc_section()
     lines += poc_markdown.quick_section(poc_markdown.quick_runs())
-    for name in ("generate_quality", "generate_quality_256"):  # 48 steps; the issue's 256
+    for name in ("generate_quality", JUDGED_DECODER_QUALITY):  # 48 steps, then 256
         generate = load_result(name)
         if generate and generate.get("runs"):
             lines += generate_section(generate)

@@ -632,6 +632,33 @@ def test_generate_section_judges_loss_and_file_size_targets() -> None:
     assert "file per stored value = 0.30 × PEFT SHiRA's (bar ≤ 0.45): **met**" in text
 
 
+def test_generate_target_rows_pair_by_seed_and_name_missing_seeds() -> None:
+    from benchmarks.markdown import generate_target_rows
+
+    def run(loss: float) -> dict:
+        return {"metric": "exact_match", "eval_loss": loss, "perplexity": 2.718 ** loss,
+                "exact_match": 0.4, "rouge_l": 0.4, "nonzero_params": 100, "adapter_bytes": 500}
+
+    result = {"settings": {"steps": 256},
+              "runs": {"qa/full/0": run(1.00), "qa/full/1": run(1.20),
+                       "qa/lora/0": run(1.02), "qa/lora/1": run(1.10),
+                       "qa/sparse_delta/0": run(1.04), "qa/sparse_delta/1": run(1.30),
+                       "chat/full/0": run(2.0), "chat/lora/0": run(2.3),
+                       "chat/sparse_delta/0": run(2.2)}}
+    rows = {target: (measured, judged) for target, measured, judged
+            in generate_target_rows(result)}
+    # qa: differences vs full 0.04 and 0.10 (mean 0.07, se 0.03); vs LoRA 0.02 and 0.20
+    assert rows["qa, decoder, 256 steps: sparse_delta eval loss within 0.05 nats of full"] \
+        == ("+0.070 ± 0.030 nats (2)", "**missed** on 2 of 3 seeds")
+    assert rows["qa, decoder, 256 steps: sparse_delta eval loss ≤ PEFT LoRA's"] \
+        == ("+0.110 ± 0.090 nats (2)", "**missed** on 2 of 3 seeds")
+    assert rows["chat, decoder, 256 steps: sparse_delta eval loss within 0.05 nats of full"] \
+        == ("+0.200 nats (1)", "**missed** on 1 of 3 seeds")
+    assert rows["chat, decoder, 256 steps: sparse_delta eval loss ≤ PEFT LoRA's"] \
+        == ("-0.100 nats (1)", "**met** on 1 of 3 seeds")
+    assert len(rows) == 4
+
+
 def test_generate_refuses_to_resume_a_file_of_other_settings(tmp_path) -> None:
     import argparse
     import json
