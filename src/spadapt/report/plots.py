@@ -14,9 +14,11 @@ from __future__ import annotations
 import functools
 import io
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib import font_manager, rc_context
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
@@ -232,7 +234,7 @@ def _search(results: Results, t: dict[str, str]) -> Figure:
     return fig
 
 
-def set_nonzero_axis(ax, xs) -> None:
+def set_nonzero_axis(ax: Axes, xs: Sequence[float]) -> None:
     """A log x axis for non-zero counts spread over more than 10 ×; over a narrower range a
     linear one with engineering labels (1.2M), where a log axis labels its minor ticks in
     overlapping powers of ten."""
