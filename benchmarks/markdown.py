@@ -579,6 +579,11 @@ def poc_section() -> list[str]:
     return lines + [""]
 
 
+JUDGED_DECODER_QUALITY = "generate_quality_256"  # the decoder run the Targets table judges
+GENERATE_TARGET_SEEDS = 3  # the decoder-quality targets are judged on the mean of 3 seeds
+LOSS_BARS = {"full": 0.05, "lora": 0.0}  # sparse_delta's eval loss − theirs, at most (nats)
+
+
 def generate_section(result: dict) -> list[str]:
     """Decoder quality (`python -m benchmarks generate`): per dataset, every method's means,
     the paired loss differences, and the issue's targets with verdicts."""
@@ -619,9 +624,9 @@ def generate_section(result: dict) -> list[str]:
             vs_full, vs_lora = delta_row["loss_vs_full"][0], delta_row["loss_vs_lora"][0]
             seeds = delta_row["loss_vs_full"][2]
             lines.append(f"- {dataset}, {seeds} seed{'s' if seeds > 1 else ''}: sparse_delta − "
-                         f"full fine-tuning {vs_full:+.3f} nats (bar ≤ +0.05): "
-                         f"{verdict(vs_full, 0.05)}; − LoRA {vs_lora:+.3f} (bar ≤ 0): "
-                         f"{verdict(vs_lora, 0.0)}.")
+                         f"full fine-tuning {vs_full:+.3f} nats (bar ≤ {LOSS_BARS['full']:+.2f}): "
+                         f"{verdict(vs_full, LOSS_BARS['full'])}; − LoRA {vs_lora:+.3f} "
+                         f"(bar ≤ {LOSS_BARS['lora']:g}): {verdict(vs_lora, LOSS_BARS['lora'])}.")
         if delta_row and shira:
             per_value = ((delta_row["adapter_bytes"] / delta_row["nonzero_params"])
                          / (shira["adapter_bytes"] / shira["nonzero_params"]))
@@ -634,8 +639,6 @@ def generate_section(result: dict) -> list[str]:
     return lines + [""]
 
 
-JUDGED_DECODER_QUALITY = "generate_quality_256"  # the decoder run the Targets table judges
-GENERATE_TARGET_SEEDS = 3  # the decoder-quality targets are judged on the mean of 3 seeds
 
 
 def generate_target_rows(result: dict) -> list[tuple[str, str, str]]:
@@ -649,14 +652,14 @@ def generate_target_rows(result: dict) -> list[tuple[str, str, str]]:
     for row in summary(result):
         if row["method"] != "sparse_delta":
             continue
-        for other, label, limit in (("full", "within 0.05 nats of full", 0.05),
-                                    ("lora", "≤ PEFT LoRA's", 0.0)):
+        for other, label in (("full", f"within {LOSS_BARS['full']:.2f} nats of full"),
+                             ("lora", "≤ PEFT LoRA's")):
             difference = row.get(f"loss_vs_{other}")
             if difference is None:
                 continue
             mean, error, seeds = difference
             measured = f"{mean:+.3f}" + ("" if math.isnan(error) else f" ± {error:.3f}")
-            judged = verdict(mean, limit)
+            judged = verdict(mean, LOSS_BARS[other])
             if seeds < GENERATE_TARGET_SEEDS:
                 judged += f" on {seeds} of {GENERATE_TARGET_SEEDS} seeds"
             rows.append((f"{row['dataset']}, decoder, {steps} steps: sparse_delta eval loss "
