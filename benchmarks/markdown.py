@@ -584,6 +584,11 @@ GENERATE_TARGET_SEEDS = 3  # the decoder-quality targets are judged on the mean 
 LOSS_BARS = {"full": 0.05, "lora": 0.0}  # sparse_delta's eval loss − theirs, at most (nats)
 
 
+def seed_count(seeds: int) -> str:
+    """"1 seed", "3 seeds"."""
+    return f"{seeds} seed{'s' if seeds != 1 else ''}"
+
+
 def generate_section(result: dict) -> list[str]:
     """Decoder quality (`python -m benchmarks generate`): per dataset, every method's means,
     the paired loss differences, and the issue's targets with verdicts."""
@@ -621,12 +626,13 @@ def generate_section(result: dict) -> list[str]:
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         delta_row, shira = by_key.get((dataset, "sparse_delta")), by_key.get((dataset, "shira"))
         if delta_row and delta_row.get("loss_vs_full") and delta_row.get("loss_vs_lora"):
-            vs_full, vs_lora = delta_row["loss_vs_full"][0], delta_row["loss_vs_lora"][0]
-            seeds = delta_row["loss_vs_full"][2]
-            lines.append(f"- {dataset}, {seeds} seed{'s' if seeds > 1 else ''}: sparse_delta − "
-                         f"full fine-tuning {vs_full:+.3f} nats (bar ≤ {LOSS_BARS['full']:+.2f}): "
-                         f"{verdict(vs_full, LOSS_BARS['full'])}; − LoRA {vs_lora:+.3f} "
-                         f"(bar ≤ {LOSS_BARS['lora']:g}): {verdict(vs_lora, LOSS_BARS['lora'])}.")
+            (vs_full, _, full_seeds), (vs_lora, _, lora_seeds) = (
+                delta_row["loss_vs_full"], delta_row["loss_vs_lora"])
+            lines.append(f"- {dataset}: sparse_delta − full fine-tuning {vs_full:+.3f} nats "
+                         f"over {seed_count(full_seeds)} (bar ≤ {LOSS_BARS['full']:+.2f}): "
+                         f"{verdict(vs_full, LOSS_BARS['full'])}; − LoRA {vs_lora:+.3f} over "
+                         f"{seed_count(lora_seeds)} (bar ≤ {LOSS_BARS['lora']:g}): "
+                         f"{verdict(vs_lora, LOSS_BARS['lora'])}.")
         if delta_row and shira:
             per_value = ((delta_row["adapter_bytes"] / delta_row["nonzero_params"])
                          / (shira["adapter_bytes"] / shira["nonzero_params"]))

@@ -621,13 +621,15 @@ def test_generate_section_judges_loss_and_file_size_targets() -> None:
     result = {"settings": {"steps": 64, "batch_size": 8, "max_length": 128,
                            "max_new_tokens": 32, "eval_rows": 200, "precision": "bf16"},
               "runs": {"qa/full/0": run(2.00, 100, 4000), "qa/lora/0": run(2.10, 90, 900),
-                       "qa/shira/0": run(2.20, 90, 1800), "qa/sparse_delta/0": run(2.03, 100, 600)}}
+                       "qa/shira/0": run(2.20, 90, 1800), "qa/sparse_delta/0": run(2.03, 100, 600),
+                       # seed 1 without LoRA: the two comparisons rest on different seeds
+                       "qa/full/1": run(2.10, 100, 4000), "qa/sparse_delta/1": run(2.13, 100, 600)}}
     text = "\n".join(generate_section(result))
-    assert "| qa | sparse_delta | 1 | 2.030 |" in text
+    assert "| qa | sparse_delta | 2 | 2.080 |" in text
     assert "64 steps" in text.splitlines()[0] and "forwards in bf16" in text
-    assert "qa, 1 seed: sparse_delta − full fine-tuning +0.030 nats (bar ≤ +0.05): **met**" \
-        in text
-    assert "− LoRA -0.070 (bar ≤ 0): **met**" in text
+    assert ("qa: sparse_delta − full fine-tuning +0.030 nats over 2 seeds (bar ≤ +0.05): "
+            "**met**") in text
+    assert "− LoRA -0.070 over 1 seed (bar ≤ 0): **met**" in text
     # per value: (600 / 100) / (1800 / 90) = 0.30
     assert "file per stored value = 0.30 × PEFT SHiRA's (bar ≤ 0.45): **met**" in text
 
