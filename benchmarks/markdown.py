@@ -589,6 +589,15 @@ def seed_count(seeds: int) -> str:
     return f"{seeds} seed{'s' if seeds != 1 else ''}"
 
 
+def loss_difference(difference: tuple[float, float, int] | None) -> str:
+    """A paired eval-loss difference (`paired_difference`'s mean, standard error, seeds) as
+    "+0.027 ± 0.008", without the error over one seed; "—" when there is none."""
+    if difference is None:
+        return "—"
+    mean, error, _ = difference
+    return f"{mean:+.3f}" + ("" if math.isnan(error) else f" ± {error:.3f}")
+
+
 def generate_section(result: dict) -> list[str]:
     """Decoder quality (`python -m benchmarks generate`): per dataset, every method's means,
     the paired loss differences, and the issue's targets with verdicts."""
@@ -609,18 +618,13 @@ def generate_section(result: dict) -> list[str]:
              "non-zeros | file | Δ loss vs full | Δ loss vs LoRA |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
-    def delta(value) -> str:
-        if value is None:
-            return "—"
-        mean, error, _ = value
-        return f"{mean:+.3f}" + ("" if math.isnan(error) else f" ± {error:.3f}")
-
     for r in rows:
         lines.append(
             f"| {r['dataset']} | {r['method']} | {r['seeds']} | {r['eval_loss']:.3f} | "
             f"{r['perplexity']:.2f} | {100 * r['exact_match']:.1f}% | {100 * r['rouge_l']:.1f}% "
             f"| {r['nonzero_params']:,.0f} | {fmt.size(int(r['adapter_bytes']))} | "
-            f"{delta(r.get('loss_vs_full'))} | {delta(r.get('loss_vs_lora'))} |")
+            f"{loss_difference(r.get('loss_vs_full'))} | "
+            f"{loss_difference(r.get('loss_vs_lora'))} |")
     lines.append("")
     by_key = {(r["dataset"], r["method"]): r for r in rows}
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
@@ -645,8 +649,6 @@ def generate_section(result: dict) -> list[str]:
     return lines + [""]
 
 
-
-
 def generate_target_rows(result: dict) -> list[tuple[str, str, str]]:
     """The Targets table's rows for decoder quality: per dataset, sparse_delta's eval loss
     against full fine-tuning (≤ +0.05 nats) and LoRA (≤ 0), paired by seed; a verdict on
@@ -663,8 +665,8 @@ def generate_target_rows(result: dict) -> list[tuple[str, str, str]]:
             difference = row.get(f"loss_vs_{other}")
             if difference is None:
                 continue
-            mean, error, seeds = difference
-            measured = f"{mean:+.3f}" + ("" if math.isnan(error) else f" ± {error:.3f}")
+            mean, _, seeds = difference
+            measured = loss_difference(difference)
             judged = verdict(mean, LOSS_BARS[other])
             if seeds < GENERATE_TARGET_SEEDS:
                 judged += f" on {seeds} of {GENERATE_TARGET_SEEDS} seeds"
