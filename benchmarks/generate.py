@@ -1,38 +1,45 @@
 """Decoder quality: the generative PoC's methods on prompt/response builtins, seeds × steps.
 
 Every method of `spadapt poc --task generate` (the base as it is, full fine-tuning, PEFT LoRA
-on all linear layers and PEFT SHiRA at sparse_delta's count of values, spadapt sparse_delta and
-the sparse bottleneck adapter), trained exactly as the PoC trains it (`poc.run_method`, its
-recipes from `poc.load_methods`) on the real SmolLM2-135M-Instruct, for `--steps` steps of 8
-rows, and scored on the dataset's evaluation rows: response loss, perplexity, exact match and
-ROUGE-L of greedy answers, non-zeros and bytes on disk. One entry per dataset/method/seed in
-`results/generate_quality.json`, written after each run, so `--resume` skips what is there.
-Times are recorded but are not the step benchmark: runs are sequential, not interleaved.
+on all linear layers at the rank closest to sparse_delta's count of values, PEFT SHiRA at that
+rank, spadapt sparse_delta and the sparse bottleneck adapter), trained exactly as the PoC trains
+it (`poc.run_method`, its recipes from `poc.load_methods`) on the real SmolLM2-135M-Instruct, for
+`--steps` steps of 8 rows, and scored on the dataset's evaluation rows: response loss,
+perplexity, exact match and ROUGE-L of greedy answers, non-zeros and bytes on disk. The method
+`sparse_delta_at_lora` (not run unless `--methods` names it) is sparse_delta at exactly LoRA's
+count of values, for the comparison at equal non-zeros. One entry per dataset/method/seed in
+`results/generate_quality.json`, with the machine it ran on, written after each run, so
+`--resume` skips what is there. Times are recorded but are not the step benchmark: runs are
+sequential, not interleaved, and may come from different machines.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
 from pathlib import Path
 
 from spadapt import atomic
+from spadapt.recipe import Recipe, load_recipe
 
-from .common import RESULTS_DIR, paired_difference
+from .common import RESULTS_DIR, machine, paired_difference
 
 RESULTS = RESULTS_DIR / "generate_quality.json"
 DATASETS = ("chatterbot_qa", "country_qa")
 FIELDS = ("eval_loss", "perplexity", "exact_match", "rouge_l", "nonzero_params",
           "trainable_params", "adapter_bytes", "train_seconds", "step_seconds_median",
           "peak_memory_bytes", "learning_rate", "steps")
+MATCHED = "sparse_delta_at_lora"  # sparse_delta at LoRA's count of values (equal non-zeros)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--methods", default=None,
-                        help="comma-separated (default: the generative PoC's six)")
+                        help="comma-separated (default: the generative PoC's six); "
+                             f"{MATCHED}: sparse_delta at LoRA's count of values")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--steps", type=int, default=256)
     parser.add_argument("--eval-rows", type=int, default=200)
@@ -80,7 +87,10 @@ def main(args: argparse.Namespace) -> dict:
                 else "rouge_l"
             task = CausalLMTask(tokenizer, max_length=128, max_new_tokens=32,
                                 quality_metric=metric)
-            for recipe in load_methods("generate", methods, task.load_base(path)):
+            base = task.load_base(path)
+            named = [matched_delta_recipe(base) if m == MATCHED else m for m in methods] \
+                if methods else None
+            for recipe in load_methods("generate", named, base):
                 key = f"{dataset}/{recipe.name}/{seed}"
                 if key in results["runs"]:
                     continue
@@ -90,12 +100,31 @@ def main(args: argparse.Namespace) -> dict:
                 measured = run_method(recipe, task, split.train, eval_rows, options, path, train)
                 results["runs"][key] = {"metric": metric, "description": recipe.description,
                                         **{k: measured.get(k) for k in FIELDS},
-                                        "wall_seconds": time.perf_counter() - started}
+                                        "wall_seconds": time.perf_counter() - started,
+                                        "machine": machine()}
                 print(key, {k: results["runs"][key][k] for k in
                             ("eval_loss", "exact_match", "rouge_l", "nonzero_params")},
                       flush=True)
                 atomic.write_file(args.out, json.dumps(results, indent=1).encode())
     return results
+
+
+def matched_delta_recipe(base) -> Recipe:
+    """The builtin sparse_delta recipe at exactly as many values as the generative PoC's LoRA
+    trains on `base` (r·(in+out) on every linear layer sparse_delta adapts): the builtin keeps 1%
+    of those weights, more than LoRA at the rank closest to that count."""
+    from spadapt.poc import load_methods
+
+    from .competitors import linear_target_layers
+
+    (lora,) = load_methods("generate", ["lora"], base)
+    layers = linear_target_layers(base)
+    values = lora.lora["r"] * sum(m.in_features + m.out_features for m in layers)
+    recipe = load_recipe("sparse_delta")
+    return dataclasses.replace(
+        recipe, name=MATCHED, adapter={**recipe.adapter,
+                                       "density": values / sum(m.weight.numel() for m in layers)},
+        description=f"Sparse delta at LoRA's count of values ({values:,}, magnitude)")
 
 
 def summary(results: dict) -> list[dict]:

@@ -24,6 +24,7 @@ from spadapt.report import fmt
 
 from . import decoder_markdown, poc_markdown, settings_markdown
 from .common import RESULTS_DIR, paired_difference
+from .generate import MATCHED
 from .tables import machine_line, range_text, verdict
 
 PAGE = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -629,14 +630,24 @@ def generate_section(result: dict) -> list[str]:
     by_key = {(r["dataset"], r["method"]): r for r in rows}
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         delta_row, shira = by_key.get((dataset, "sparse_delta")), by_key.get((dataset, "shira"))
-        if delta_row and delta_row.get("loss_vs_full") and delta_row.get("loss_vs_lora"):
-            (vs_full, _, full_seeds), (vs_lora, _, lora_seeds) = (
-                delta_row["loss_vs_full"], delta_row["loss_vs_lora"])
+        lora, matched = by_key.get((dataset, "lora")), by_key.get((dataset, MATCHED))
+        if delta_row and delta_row.get("loss_vs_full"):
+            vs_full, _, full_seeds = delta_row["loss_vs_full"]
             lines.append(f"- {dataset}: sparse_delta − full fine-tuning {vs_full:+.3f} nats "
                          f"over {seed_count(full_seeds)} (bar ≤ {LOSS_BARS['full']:+.2f}): "
-                         f"{verdict(vs_full, LOSS_BARS['full'])}; − LoRA {vs_lora:+.3f} over "
-                         f"{seed_count(lora_seeds)} (bar ≤ {LOSS_BARS['lora']:g}): "
-                         f"{verdict(vs_lora, LOSS_BARS['lora'])}.")
+                         f"{verdict(vs_full, LOSS_BARS['full'])}.")
+        if matched and lora and matched.get("loss_vs_lora"):
+            vs_lora, _, lora_seeds = matched["loss_vs_lora"]
+            lines.append(f"- {dataset}: at equal values ({matched['nonzero_params']:,.0f} "
+                         f"against LoRA's {lora['nonzero_params']:,.0f}), {MATCHED} − LoRA "
+                         f"{vs_lora:+.3f} nats over {seed_count(lora_seeds)} (bar ≤ "
+                         f"{LOSS_BARS['lora']:g}): {verdict(vs_lora, LOSS_BARS['lora'])}.")
+        if delta_row and lora and delta_row.get("loss_vs_lora"):
+            vs_lora, _, lora_seeds = delta_row["loss_vs_lora"]
+            lines.append(f"- {dataset}: sparse_delta with "
+                         f"{delta_row['nonzero_params'] / lora['nonzero_params']:.2f} × LoRA's "
+                         f"values − LoRA {vs_lora:+.3f} nats over {seed_count(lora_seeds)} "
+                         "(not judged: the bar is at equal values).")
         if delta_row and shira:
             per_value = ((delta_row["adapter_bytes"] / delta_row["nonzero_params"])
                          / (shira["adapter_bytes"] / shira["nonzero_params"]))
@@ -650,28 +661,34 @@ def generate_section(result: dict) -> list[str]:
 
 
 def generate_target_rows(result: dict) -> list[tuple[str, str, str]]:
-    """The Targets table's rows for decoder quality: per dataset, sparse_delta's eval loss
-    against full fine-tuning (≤ +0.05 nats) and LoRA (≤ 0), paired by seed; a verdict on
-    fewer than `GENERATE_TARGET_SEEDS` seeds says how many it rests on."""
+    """The Targets table's rows for decoder quality, per dataset, paired by seed: sparse_delta's
+    eval loss against full fine-tuning (≤ +0.05 nats), `MATCHED`'s against LoRA at equal values
+    (≤ 0), and the builtin sparse_delta's against LoRA as context (it keeps more values); a
+    verdict on fewer than `GENERATE_TARGET_SEEDS` seeds says how many it rests on."""
     from .generate import summary
 
     steps = result.get("settings", {}).get("steps")
     rows = []
     for row in summary(result):
-        if row["method"] != "sparse_delta":
-            continue
-        for other, label in (("full", f"within {LOSS_BARS['full']:.2f} nats of full"),
-                             ("lora", "≤ PEFT LoRA's")):
+        comparisons = {"sparse_delta": (("full", f"sparse_delta eval loss within "
+                                                 f"{LOSS_BARS['full']:.2f} nats of full"),
+                                        ("lora", "(context) sparse_delta, with more values "
+                                                 "than LoRA, eval loss − PEFT LoRA's")),
+                       MATCHED: (("lora", "sparse_delta at LoRA's count of values: eval loss "
+                                          "≤ PEFT LoRA's"),)}.get(row["method"], ())
+        for other, label in comparisons:
             difference = row.get(f"loss_vs_{other}")
             if difference is None:
                 continue
             mean, _, seeds = difference
-            measured = loss_difference(difference)
-            judged = verdict(mean, LOSS_BARS[other])
-            if seeds < GENERATE_TARGET_SEEDS:
-                judged += f" on {seeds} of {GENERATE_TARGET_SEEDS} seeds"
-            rows.append((f"{row['dataset']}, decoder, {steps} steps: sparse_delta eval loss "
-                         f"{label}", f"{measured} nats ({seeds})", judged))
+            measured = f"{loss_difference(difference)} nats ({seeds})"
+            if label.startswith("(context)"):
+                judged = "–"
+            else:
+                judged = verdict(mean, LOSS_BARS[other])
+                if seeds < GENERATE_TARGET_SEEDS:
+                    judged += f" on {seeds} of {GENERATE_TARGET_SEEDS} seeds"
+            rows.append((f"{row['dataset']}, decoder, {steps} steps: {label}", measured, judged))
     return rows
 
 

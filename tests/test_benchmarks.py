@@ -629,9 +629,16 @@ def test_generate_section_judges_loss_and_file_size_targets() -> None:
     assert "64 steps" in text.splitlines()[0] and "forwards in bf16" in text
     assert ("qa: sparse_delta − full fine-tuning +0.030 nats over 2 seeds (bar ≤ +0.05): "
             "**met**") in text
-    assert "− LoRA -0.070 over 1 seed (bar ≤ 0): **met**" in text
+    # sparse_delta keeps more values than LoRA: shown, not judged
+    assert ("qa: sparse_delta with 1.11 × LoRA's values − LoRA -0.070 nats over 1 seed "
+            "(not judged: the bar is at equal values)") in text
+    assert "at equal values (" not in text  # sparse_delta_at_lora not run
     # per value: (600 / 100) / (1800 / 90) = 0.30
     assert "file per stored value = 0.30 × PEFT SHiRA's (bar ≤ 0.45): **met**" in text
+    result["runs"]["qa/sparse_delta_at_lora/0"] = run(2.12, 90, 540)
+    text = "\n".join(generate_section(result))
+    assert ("qa: at equal values (90 against LoRA's 90), sparse_delta_at_lora − LoRA +0.020 "
+            "nats over 1 seed (bar ≤ 0): **missed**") in text
 
 
 def test_generate_target_rows_pair_by_seed_and_name_missing_seeds() -> None:
@@ -645,6 +652,8 @@ def test_generate_target_rows_pair_by_seed_and_name_missing_seeds() -> None:
               "runs": {"qa/full/0": run(1.00), "qa/full/1": run(1.20),
                        "qa/lora/0": run(1.02), "qa/lora/1": run(1.10),
                        "qa/sparse_delta/0": run(1.04), "qa/sparse_delta/1": run(1.30),
+                       "qa/sparse_delta_at_lora/0": run(1.01),
+                       "qa/sparse_delta_at_lora/1": run(1.14),
                        "chat/full/0": run(2.0), "chat/lora/0": run(2.3),
                        "chat/sparse_delta/0": run(2.2)}}
     rows = {target: (measured, judged) for target, measured, judged
@@ -652,13 +661,21 @@ def test_generate_target_rows_pair_by_seed_and_name_missing_seeds() -> None:
     # qa: differences vs full 0.04 and 0.10 (mean 0.07, se 0.03); vs LoRA 0.02 and 0.20
     assert rows["qa, decoder, 256 steps: sparse_delta eval loss within 0.05 nats of full"] \
         == ("+0.070 ± 0.030 nats (2)", "**missed** on 2 of 3 seeds")
-    assert rows["qa, decoder, 256 steps: sparse_delta eval loss ≤ PEFT LoRA's"] \
-        == ("+0.110 ± 0.090 nats (2)", "**missed** on 2 of 3 seeds")
+    assert rows["qa, decoder, 256 steps: (context) sparse_delta, with more values than LoRA, "
+                "eval loss − PEFT LoRA's"] == ("+0.110 ± 0.090 nats (2)", "–")
+    # at LoRA's count: -0.01 and +0.04 (mean 0.015, se 0.025)
+    assert rows["qa, decoder, 256 steps: sparse_delta at LoRA's count of values: eval loss ≤ "
+                "PEFT LoRA's"] == ("+0.015 ± 0.025 nats (2)", "**missed** on 2 of 3 seeds")
     assert rows["chat, decoder, 256 steps: sparse_delta eval loss within 0.05 nats of full"] \
         == ("+0.200 nats (1)", "**missed** on 1 of 3 seeds")
-    assert rows["chat, decoder, 256 steps: sparse_delta eval loss ≤ PEFT LoRA's"] \
-        == ("-0.100 nats (1)", "**met** on 1 of 3 seeds")
-    assert len(rows) == 4
+    assert rows["chat, decoder, 256 steps: (context) sparse_delta, with more values than LoRA, "
+                "eval loss − PEFT LoRA's"] == ("-0.100 nats (1)", "–")
+    assert len(rows) == 5  # chat has no run at LoRA's count: no judged LoRA row
+    result["runs"]["chat/sparse_delta_at_lora/0"] = run(2.25)
+    rows = {target: (measured, judged) for target, measured, judged
+            in generate_target_rows(result)}
+    assert rows["chat, decoder, 256 steps: sparse_delta at LoRA's count of values: eval loss "
+                "≤ PEFT LoRA's"] == ("-0.050 nats (1)", "**met** on 1 of 3 seeds")
 
 
 def test_generate_refuses_to_resume_a_file_of_other_settings(tmp_path) -> None:
@@ -748,3 +765,24 @@ def test_quick_poc_section_marks_the_recommendation_and_judges_time_and_picks(
     target, measured, said = rows[2]
     assert "≥ 3 datasets" in target and said == "**missed**"
     assert measured == "2 of 3 (alpha: sparse, beta: lora, gamma: sparse_delta)"
+
+
+def test_matched_sparse_delta_keeps_exactly_loras_count_of_values() -> None:
+    """`sparse_delta_at_lora` stores as many values as the generative PoC's LoRA trains, where
+    the builtin sparse_delta (1% of the weights) stores more."""
+    from benchmarks.generate import MATCHED, matched_delta_recipe
+
+    import spadapt
+    from conftest import tiny_llama
+    from spadapt.peft_methods import lora_model
+    from spadapt.poc import load_methods
+
+    (lora,) = load_methods("generate", ["lora"], tiny_llama())
+    lora_values = sum(p.numel() for p in lora_model(tiny_llama(), lora.lora, classifier=False)
+                      .parameters() if p.requires_grad)
+    recipe = matched_delta_recipe(tiny_llama())
+    matched = spadapt.attach(tiny_llama(), recipe.adapter_config()).parameter_report()
+    builtin = spadapt.attach(tiny_llama(), spadapt.recipe.load_recipe("sparse_delta")
+                             .adapter_config()).parameter_report()
+    assert recipe.name == MATCHED and f"{lora_values:,}" in recipe.description
+    assert matched["nonzero"] == lora_values != builtin["nonzero"]
