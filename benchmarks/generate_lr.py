@@ -1,11 +1,15 @@
 """Learning rates of the generative PoC's methods, judged on validation rows.
 
-The rows come out of the training split of a prompt/response builtin (15%, whole prompts at a
-time, `group_split` seed 0; at most 64 of them, `subset_rows` seed 1); the evaluation rows are
-never read. Each method (its PoC recipe, `poc.load_methods`) trains at the quick generative
-budget (`GENERATE_BUDGETS["quick"]`: 24 steps of 8 rows) at each learning rate of `--grid`,
-and is scored by response loss and ROUGE-L on the validation rows. Results in
-`results/generate_lr.json`, one entry per dataset/method/learning rate; `--resume` skips those.
+The rows come out of the training split of a prompt/response builtin (15%, `group_split` seed
+0, whole groups at a time: the country a `country_qa` question is about, as its evaluation split
+keeps countries apart, else the prompt; at most `--validation-rows` of them, `subset_rows` seed
+1); the evaluation rows are never read. Each method (its PoC recipe, `poc.load_methods`, or
+`generate.MATCHED`: sparse_delta at LoRA's count of values) trains with the quick generative
+budget's settings (`GENERATE_BUDGETS["quick"]`: batches of 8 rows) for `--steps` steps (24, the
+quick budget, by default) at `--precision`, at each learning rate of `--grid`, and is scored by
+response loss and ROUGE-L on the validation rows. Results in `results/generate_lr.json` (or
+`--out`): the settings, and one run per dataset/method/learning rate; `--resume` skips those,
+and refuses a file of other settings.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from pathlib import Path
 
 from spadapt import atomic
 
-from .common import RESULTS_DIR
+from .common import RESULTS_DIR, machine
+from .generate import MATCHED, matched_delta_recipe
 
 RESULTS = RESULTS_DIR / "generate_lr.json"
 GRID = {"sparse_delta": [1e-2, 1e-3, 1e-4], "lora": [2e-3, 5e-4], "full": [1e-4, 2e-5]}
@@ -26,9 +31,28 @@ GRID = {"sparse_delta": [1e-2, 1e-3, 1e-4], "lora": [2e-3, 5e-4], "full": [1e-4,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="chatterbot_qa")
-    parser.add_argument("--grid", default=json.dumps(GRID), help="JSON: method -> rates")
+    parser.add_argument("--grid", default=json.dumps(GRID),
+                        help=f"JSON: method -> rates (methods: the PoC's, or {MATCHED})")
+    parser.add_argument("--steps", type=int, default=24, help="optimizer steps of 8 rows")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                        help="forwards of training and evaluation, as `spadapt poc --precision`")
+    parser.add_argument("--validation-rows", type=int, default=64)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
+
+
+def validation_group(dataset: str, prompt: str) -> str:
+    """What a validation split keeps on one side: the country of a `country_qa` question (the
+    name in its `QUESTIONS` template), else the prompt itself."""
+    from spadapt.data.country_qa import QUESTIONS
+
+    if dataset == "country_qa":
+        for question in QUESTIONS.values():
+            before, after = question.split("{}")
+            if prompt.startswith(before) and prompt.endswith(after):
+                return prompt[len(before):len(prompt) - len(after)]
+        raise ValueError(f"not a country_qa question: {prompt!r}")
+    return prompt
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -41,21 +65,36 @@ def main(args: argparse.Namespace) -> dict:
     from spadapt.poc import load_methods, run_method
     from spadapt.poc_options import PocOptions
     from spadapt.tasks import CausalLMTask
+    from spadapt.train.levers import resolve_precision
 
+    precision, _ = resolve_precision(args.precision, "cpu")
+    settings = {"steps": args.steps, "batch_size": 8, "max_length": 128,
+                "validation_rows": args.validation_rows, "precision": precision}
+    results = {"settings": settings, "runs": {}}
+    if args.resume and args.out.exists():
+        results = json.loads(args.out.read_text())
+        if results.get("settings") != settings:
+            raise SystemExit(f"{args.out} holds runs with other settings "
+                             f"({results.get('settings')}); resume it with those, or write to "
+                             "another --out")
     path = str(resolve_model("builtin:smollm2"))
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     split = load_dataset(f"builtin:{args.dataset}")
-    train_idx, validation_idx = group_split([e.prompt for e in split.train], 0, 0.15)
+    train_idx, validation_idx = group_split([validation_group(args.dataset, e.prompt)
+                                             for e in split.train], 0, 0.15)
     train = [split.train[i] for i in train_idx]
-    validation = subset_rows([split.train[i] for i in validation_idx], 64, 1)
-    budget = GENERATE_BUDGETS["quick"]
+    validation = subset_rows([split.train[i] for i in validation_idx], args.validation_rows, 1)
+    train_settings = {**GENERATE_BUDGETS["quick"]["train"], "max_steps": args.steps,
+                      "epochs": 1000, "precision": precision}
     task = CausalLMTask(tokenizer, max_length=128, max_new_tokens=32, quality_metric="rouge_l")
-    recipes = {r.name: r for r in load_methods("generate", None, task.load_base(path))}
-    results = json.loads(args.out.read_text()) if args.resume and args.out.exists() else {}
+    base = task.load_base(path)
+    recipes = {r.name: r for r in load_methods("generate", None, base)}
+    recipes[MATCHED] = matched_delta_recipe(base)
+    del base
     for name, rates in json.loads(args.grid).items():
         for rate in rates:
             key = f"{args.dataset}/{name}/{rate}"
-            if key in results:
+            if key in results["runs"]:
                 continue
             recipe = dataclasses.replace(recipes[name], train={**recipes[name].train,
                                                                "learning_rate": rate})
@@ -63,9 +102,12 @@ def main(args: argparse.Namespace) -> dict:
                                  str(rate), data=f"builtin:{args.dataset}", progress=False)
             started = time.perf_counter()
             measured = run_method(recipe, task, train, validation, options, path,
-                                  budget["train"])
-            results[key] = {k: measured[k] for k in ("eval_loss", "exact_match", "rouge_l",
-                                                     "nonzero_params", "train_seconds")}
-            print(key, results[key], f"{time.perf_counter() - started:.0f} s", flush=True)
+                                  train_settings)
+            results["runs"][key] = {
+                **{k: measured[k] for k in ("eval_loss", "exact_match", "rouge_l",
+                                            "nonzero_params", "train_seconds")},
+                "machine": machine()}
+            print(key, results["runs"][key], f"{time.perf_counter() - started:.0f} s",
+                  flush=True)
             atomic.write_file(args.out, json.dumps(results, indent=1).encode())
     return results

@@ -725,20 +725,32 @@ def levers_section(result: dict) -> list[str]:
 
 
 def generate_lr_section(result: dict) -> list[str]:
-    """`python -m benchmarks generate_lr`: each method's validation loss and ROUGE-L per rate."""
-    lines = ["## Decoder learning rates, on validation rows", "",
-             "`python -m benchmarks generate_lr`: 24 steps of 8 rows (the quick generative "
-             "budget), scored on 64 validation rows split off the training rows (never the "
-             "evaluation rows), seed 0. The recipe's own rate is marked ★.", "",
-             "| dataset | method | learning rate | validation loss | ROUGE-L |",
-             "|---|---|---:|---:|---:|"]
+    """`python -m benchmarks generate_lr`: each method's validation loss and ROUGE-L per rate,
+    the recipe's own rate marked and each method's best in bold."""
     from spadapt.recipe import load_recipe
 
-    for key, run in result.items():
+    settings, runs = result["settings"], result["runs"]
+    lines = [f"## Decoder learning rates, on validation rows, {settings['steps']} steps", "",
+             f"`python -m benchmarks generate_lr`: {settings['steps']} steps of "
+             f"{settings['batch_size']} rows in {settings['precision']}, scored on "
+             f"{settings['validation_rows']} validation rows split off the training rows (never "
+             "the evaluation rows), seed 0. The recipe's own rate is marked ★, the lowest "
+             "validation loss of each method on each dataset is in bold.", "",
+             "| dataset | method | learning rate | validation loss | ROUGE-L |",
+             "|---|---|---:|---:|---:|"]
+    best: dict[tuple[str, str], float] = {}
+    for key, run in runs.items():
+        dataset, method, _ = key.split("/")
+        best[dataset, method] = min(best.get((dataset, method), math.inf), run["eval_loss"])
+    for key, run in runs.items():
         dataset, method, rate = key.split("/")
-        own = load_recipe(method).train_config().learning_rate == float(rate)
+        recipe = "sparse_delta" if method == MATCHED else method
+        own = load_recipe(recipe).train_config().learning_rate == float(rate)
+        loss = f"{run['eval_loss']:.3f}"
+        if run["eval_loss"] == best[dataset, method]:
+            loss = f"**{loss}**"
         lines.append(f"| {dataset} | {method} | {float(rate):g}{' ★' if own else ''} | "
-                     f"{run['eval_loss']:.3f} | {100 * run['rouge_l']:.1f}% |")
+                     f"{loss} | {100 * run['rouge_l']:.1f}% |")
     return lines + [""]
 
 
@@ -783,9 +795,10 @@ def generated() -> str:
         generate = load_result(name)
         if generate and generate.get("runs"):
             lines += generate_section(generate)
-    rates = load_result("generate_lr")
-    if rates:
-        lines += generate_lr_section(rates)
+    for name in ("generate_lr", "generate_lr_256"):  # the quick budget's 24 steps, then 256
+        rates = load_result(name)
+        if rates and rates.get("runs"):
+            lines += generate_lr_section(rates)
     levers = load_result("decoder_levers")
     if levers and levers.get("runs"):
         lines += levers_section(levers)

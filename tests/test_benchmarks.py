@@ -786,3 +786,48 @@ def test_matched_sparse_delta_keeps_exactly_loras_count_of_values() -> None:
                              .adapter_config()).parameter_report()
     assert recipe.name == MATCHED and f"{lora_values:,}" in recipe.description
     assert matched["nonzero"] == lora_values != builtin["nonzero"]
+
+
+def test_generate_lr_keeps_a_country_on_one_side_and_refuses_other_settings(tmp_path) -> None:
+    import argparse
+    import json
+
+    from benchmarks import generate_lr
+
+    assert generate_lr.validation_group("country_qa", "What is the capital of Côte d'Ivoire?") \
+        == "Côte d'Ivoire"
+    assert generate_lr.validation_group("country_qa", "What do you call a person from Peru?") \
+        == "Peru"
+    assert generate_lr.validation_group("chatterbot_qa", "Do you like music?") \
+        == "Do you like music?"
+    with pytest.raises(ValueError, match="not a country_qa question"):
+        generate_lr.validation_group("country_qa", "Who are you?")
+    out = tmp_path / "rates.json"
+    out.write_text(json.dumps({"settings": {"steps": 24, "batch_size": 8, "max_length": 128,
+                                            "validation_rows": 64, "precision": "fp32"},
+                               "runs": {}}))
+    parser = argparse.ArgumentParser()
+    generate_lr.add_arguments(parser)
+    with pytest.raises(SystemExit, match="holds runs with other settings"):
+        generate_lr.main(parser.parse_args(["--steps", "256", "--resume", "--out", str(out)]))
+
+
+def test_generate_lr_section_marks_each_recipes_rate_and_the_best() -> None:
+    from benchmarks.markdown import generate_lr_section
+
+    def run(loss: float) -> dict:
+        return {"eval_loss": loss, "rouge_l": 0.2}
+
+    text = "\n".join(generate_lr_section({
+        "settings": {"steps": 256, "batch_size": 8, "validation_rows": 100,
+                     "precision": "bf16"},
+        "runs": {"qa/sparse_delta_at_lora/0.01": run(1.5),
+                 "qa/sparse_delta_at_lora/0.03": run(1.4),
+                 "qa/lora/0.002": run(1.45), "qa/lora/0.005": run(1.6)}}))
+    assert text.startswith("## Decoder learning rates, on validation rows, 256 steps")
+    assert "256 steps of 8 rows in bf16, scored on 100 validation rows" in text
+    # the matched sparse delta's own rate is sparse_delta's recipe's
+    assert "| qa | sparse_delta_at_lora | 0.01 ★ | 1.500 | 20.0% |" in text
+    assert "| qa | sparse_delta_at_lora | 0.03 | **1.400** | 20.0% |" in text
+    assert "| qa | lora | 0.002 ★ | **1.450** | 20.0% |" in text
+    assert "| qa | lora | 0.005 | 1.600 | 20.0% |" in text
