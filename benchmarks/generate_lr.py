@@ -4,7 +4,8 @@ The rows come out of the training split of a prompt/response builtin (15%, `grou
 0, whole groups at a time: the country a `country_qa` question is about, as its evaluation split
 keeps countries apart, else the prompt; at most `--validation-rows` of them, `subset_rows` seed
 1); the evaluation rows are never read. Each method (its PoC recipe, `poc.load_methods`, or
-`generate.MATCHED`: sparse_delta at LoRA's count of values) trains with the quick generative
+`generate.MATCHED`: sparse_delta at LoRA's count of values; `NAME+VARIANT` is a spadapt recipe
+with the adapter settings of `VARIANTS`) trains with the quick generative
 budget's settings (`GENERATE_BUDGETS["quick"]`: batches of 8 rows) for `--steps` steps (24, the
 quick budget, by default) at `--precision`, at each learning rate of `--grid`, and is scored by
 response loss and ROUGE-L on the validation rows. Results in `results/generate_lr.json` (or
@@ -27,18 +28,42 @@ from .generate import MATCHED, matched_delta_recipe
 
 RESULTS = RESULTS_DIR / "generate_lr.json"
 GRID = {"sparse_delta": [1e-2, 1e-3, 1e-4], "lora": [2e-3, 5e-4], "full": [1e-4, 2e-5]}
+VARIANTS = {  # NAME+VARIANT in --grid: the spadapt recipe NAME with these adapter settings
+    # SpIEL-style: every 20 steps each layer drops 30% (decaying) of its kept positions of
+    # smallest |delta| and regrows as many where the frozen weight's gradient is largest
+    "regrow": {"schedule": "regrow", "regrow_every": 20, "regrow_fraction": 0.3},
+    # LT-SFT, as the builtin `lottery` recipe: dense first half, then each layer's movers
+    "lottery": {"schedule": "lottery", "budget": "layer", "prune_end": 0.5},
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="chatterbot_qa")
     parser.add_argument("--grid", default=json.dumps(GRID),
-                        help=f"JSON: method -> rates (methods: the PoC's, or {MATCHED})")
+                        help=f"JSON: method -> rates (methods: the PoC's, or {MATCHED}; "
+                             f"NAME+VARIANT, VARIANT one of {sorted(VARIANTS)})")
     parser.add_argument("--steps", type=int, default=24, help="optimizer steps of 8 rows")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
                         help="forwards of training and evaluation, as `spadapt poc --precision`")
     parser.add_argument("--validation-rows", type=int, default=64)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
+
+
+def method_recipe(recipes: dict, name: str):
+    """The recipe `name` names: one of `recipes`, or `NAME+VARIANT` (a spadapt recipe of
+    `recipes` with `VARIANTS[VARIANT]`'s adapter settings)."""
+    base_name, _, variant = name.partition("+")
+    if base_name not in recipes or (variant and variant not in VARIANTS):
+        raise SystemExit(f"--grid names {name!r}: methods are {sorted(recipes)}, optionally "
+                         f"with +VARIANT, one of {sorted(VARIANTS)}")
+    recipe = recipes[base_name]
+    if not variant:
+        return recipe
+    if recipe.kind != "spadapt":
+        raise SystemExit(f"--grid names {name!r}: variants apply to spadapt recipes only")
+    return dataclasses.replace(recipe, name=name,
+                               adapter={**recipe.adapter, **VARIANTS[variant]})
 
 
 def validation_group(dataset: str, prompt: str) -> str:
@@ -96,8 +121,8 @@ def main(args: argparse.Namespace) -> dict:
             key = f"{args.dataset}/{name}/{rate}"
             if key in results["runs"]:
                 continue
-            recipe = dataclasses.replace(recipes[name], train={**recipes[name].train,
-                                                               "learning_rate": rate})
+            recipe = method_recipe(recipes, name)
+            recipe = dataclasses.replace(recipe, train={**recipe.train, "learning_rate": rate})
             options = PocOptions(out=Path("runs/bench_generate_lr") / args.dataset / name /
                                  str(rate), data=f"builtin:{args.dataset}", progress=False)
             started = time.perf_counter()

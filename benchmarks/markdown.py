@@ -744,7 +744,8 @@ def generate_lr_section(result: dict) -> list[str]:
         best[dataset, method] = min(best.get((dataset, method), math.inf), run["eval_loss"])
     for key, run in runs.items():
         dataset, method, rate = key.split("/")
-        recipe = "sparse_delta" if method == MATCHED else method
+        recipe = method.partition("+")[0]  # a variant's rate is its recipe's
+        recipe = "sparse_delta" if recipe == MATCHED else recipe
         own = load_recipe(recipe).train_config().learning_rate == float(rate)
         loss = f"{run['eval_loss']:.3f}"
         if run["eval_loss"] == best[dataset, method]:

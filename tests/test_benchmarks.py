@@ -831,3 +831,21 @@ def test_generate_lr_section_marks_each_recipes_rate_and_the_best() -> None:
     assert "| qa | sparse_delta_at_lora | 0.03 | **1.400** | 20.0% |" in text
     assert "| qa | lora | 0.002 ★ | **1.450** | 20.0% |" in text
     assert "| qa | lora | 0.005 | 1.600 | 20.0% |" in text
+
+
+def test_generate_lr_variants_change_only_the_adapters_schedule() -> None:
+    from benchmarks.generate_lr import VARIANTS, method_recipe
+
+    from spadapt.recipe import load_recipe
+
+    recipes = {"sparse_delta": load_recipe("sparse_delta"), "lora": load_recipe("lora")}
+    assert method_recipe(recipes, "lora") is recipes["lora"]
+    regrow = method_recipe(recipes, "sparse_delta+regrow")
+    assert regrow.name == "sparse_delta+regrow"
+    assert regrow.adapter == {**recipes["sparse_delta"].adapter, **VARIANTS["regrow"]}
+    assert regrow.adapter_config().schedule == "regrow"  # valid settings
+    assert method_recipe(recipes, "sparse_delta+lottery").adapter_config().schedule == "lottery"
+    for bad, message in (("sparse_delta+nope", "optionally with"), ("shira", "methods are"),
+                         ("lora+regrow", "spadapt recipes only")):
+        with pytest.raises(SystemExit, match=message):
+            method_recipe(recipes, bad)
